@@ -1,0 +1,60 @@
+/** The transit6 command: dispatches to subcommands; bad usage is one line on stderr and exit 2. */
+import { UsageError, ConfigError } from '../core/errors.js';
+import { addrCommand } from './addr.js';
+import { simCommand } from './sim.js';
+import { EXIT_FAILURE, EXIT_USAGE, processIo, type CliIo } from './io.js';
+
+type Command = (argv: string[], io: CliIo) => number | Promise<number>;
+
+const commands: Record<string, { run: Command; summary: string }> = {
+  addr: { run: addrCommand, summary: 'decode or encode Teredo, 6to4, ISATAP and other IPv6 addresses' },
+  sim: { run: simCommand, summary: 'run Teredo exchanges in the deterministic NAT simulator' },
+};
+
+export function usage(): string {
+  const lines = ['usage: transit6 <command> [options]', '', 'commands:'];
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push('', "Run 'transit6 <command> --help' for a command's options and examples.");
+  return lines.join('\n');
+}
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(usage());
+    return name === undefined ? EXIT_USAGE : 0;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    io.err(`transit6: unknown command '${name}' (try 'transit6 --help')`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await cmd.run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ConfigError) {
+      io.err(`transit6 ${name}: ${e.message}`);
+      return EXIT_USAGE;
+    }
+    if (e instanceof Error && 'code' in e && typeof e.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`transit6 ${name}: ${e.message}`);
+      return EXIT_USAGE;
+    }
+    io.err(`transit6 ${name}: ${e instanceof Error ? e.message : String(e)}`);
+    return EXIT_FAILURE;
+  }
+}
+
+// Run when loaded as the program (bin/transit6.js imports this module).
+const invoked = process.argv[1] ?? '';
+if (invoked.endsWith('transit6') || invoked.endsWith('transit6.js') || invoked.endsWith('main.js')) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`transit6: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = EXIT_FAILURE;
+    },
+  );
+}
