@@ -147,6 +147,8 @@ function optionLength(opt: NdpOption): number {
 
 function emitOption(opt: NdpOption, buf: Uint8Array, o: number): number {
   const len = optionLength(opt);
+  // RFC 4861 §4.6: the length is one octet in units of 8 octets; a longer option would wrap to an invalid 0.
+  if (len > 255 * 8) throw new RangeError(`NDP option too long: ${len} bytes`);
   buf.fill(0, o, o + len);
   buf[o + 1] = len / 8;
   switch (opt.type) {

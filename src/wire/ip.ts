@@ -17,7 +17,8 @@ export function parseIpv4(text: string): Ipv4 | undefined {
   if (parts.length !== 4) return undefined;
   let v = 0;
   for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
+    // No leading zeros: inet_pton refuses them, and some parsers read them as octal.
+    if (!/^(0|[1-9]\d{0,2})$/.test(p)) return undefined;
     const n = Number(p);
     if (n > 255) return undefined;
     v = v * 256 + n;
@@ -107,8 +108,14 @@ export function parseIpv6(input: string): Ipv6 | undefined {
   return out;
 }
 
-/** RFC 5952 canonical text: lower case, longest run (first on ties) of two or more zero groups as "::". */
+/**
+ * RFC 5952 canonical text: lower case, longest run (first on ties) of two or more zero groups as "::", and
+ * IPv4-mapped addresses with a dotted quad (§5).
+ */
 export function formatIpv6(addr: Ipv6): string {
+  if (addr.length === 16 && addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff) {
+    return `::ffff:${addr[12]}.${addr[13]}.${addr[14]}.${addr[15]}`;
+  }
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push((addr[2 * i]! << 8) | addr[2 * i + 1]!);
   let bestStart = -1;

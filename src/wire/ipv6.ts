@@ -78,6 +78,9 @@ export function emitIpv6Header(h: Ipv6HeaderInit, buf: Uint8Array, offset = 0): 
   if (buf.length < offset + IPV6_HEADER) throw new RangeError('emitIpv6Header: buffer too small');
   const tc = h.trafficClass ?? 0;
   const fl = h.flowLabel ?? 0;
+  // Out-of-range values would spill into the version nibble (traffic class) or lose bits silently (flow label).
+  if (!Number.isInteger(tc) || tc < 0 || tc > 0xff) throw new RangeError(`IPv6 traffic class out of range: ${tc}`);
+  if (!Number.isInteger(fl) || fl < 0 || fl > 0xfffff) throw new RangeError(`IPv6 flow label out of range: ${fl}`);
   buf[offset] = 0x60 | (tc >> 4);
   buf[offset + 1] = ((tc & 0x0f) << 4) | ((fl >> 16) & 0x0f);
   buf[offset + 2] = (fl >> 8) & 0xff;

@@ -178,6 +178,7 @@ export type TeredoError =
   | 'truncated'
   | 'bad-auth-length'
   | 'auth-after-origin'
+  | 'repeated-auth-header'
   | 'repeated-origin-indication'
   | 'unknown-indicator'
   | 'not-ipv6';
@@ -197,7 +198,7 @@ export function parseTeredoPacket(data: Uint8Array): Parsed<TeredoPacket, Teredo
     const indicator = data[o + 1]!;
     if (indicator === 0x01) {
       if (origin) return fail('auth-after-origin'); // the authentication header, when present, comes first
-      if (auth) return fail('bad-auth-length');
+      if (auth) return fail('repeated-auth-header');
       if (data.length - o < 4) return fail('truncated');
       const idLen = data[o + 2]!;
       const auLen = data[o + 3]!;

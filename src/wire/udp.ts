@@ -45,6 +45,9 @@ export function parseUdp(buf: Uint8Array, ctx?: UdpChecksumContext): Parsed<UdpD
 export function emitUdpHeader(buf: Uint8Array, offset: number, srcPort: number, dstPort: number, payloadLength: number, ctx: UdpChecksumContext): number {
   const length = UDP_HEADER + payloadLength;
   if (length > 0xffff) throw new RangeError(`UDP datagram too long: ${length}`);
+  // The payload must already be in the buffer: a short one would get a length field it does not match and a
+  // checksum summed over missing bytes.
+  if (buf.length < offset + length) throw new RangeError('emitUdpHeader: buffer too small');
   buf[offset] = srcPort >> 8;
   buf[offset + 1] = srcPort & 0xff;
   buf[offset + 2] = dstPort >> 8;
