@@ -15,7 +15,7 @@ import { ConfigError } from '../core/errors.js';
 import { randomBetween, SeededRng } from '../core/rng.js';
 import type { Millis } from '../core/time.js';
 import { formatIpv4, ipv6HasPrefix, type Ipv4, type Ipv4Port } from '../wire/ip.js';
-import { EventHeap, type HeapEntry } from './heap.js';
+import { EventHeap, type HeapEntry } from '../core/heap.js';
 import type { NatModel } from './nat.js';
 import type { HopFate, HopView, TraceEntry, TraceUdp } from './trace.js';
 
@@ -491,6 +491,16 @@ export class SimNetwork {
 
   /** A datagram leaving `host` on its access link. */
   private hostSend(host: HostNode, src: Ipv4Port, dst: Ipv4Port, data: Uint8Array): void {
+    if (dst.addr >>> 8 === 0xe00000) {
+      // Link-local multicast (224.0.0.0/24, TTL 1): every other host on the sender's LAN, never past a NAT.
+      // Public hosts share no link in this model, so theirs reach nobody.
+      if (host.behind === undefined) return this.record({ kind: 'udp', segment: 'inet', from: host.name, src, dst, data }, 'dropped', 'no-route');
+      const nat = this.nats.get(host.behind)!;
+      for (const peer of nat.lanHosts.values()) {
+        if (peer !== host) this.schedule({ segment: nat.segment, from: host.name, to: peer, side: 'lan', src, dst, data, links: [host.link, peer.link] });
+      }
+      return;
+    }
     if (host.behind === undefined) {
       this.sendInet(host.name, host.link, src, dst, data);
       return;

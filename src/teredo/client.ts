@@ -16,16 +16,28 @@
  * Detection never changes the address: only a new mapping from the server does.
  */
 import { ActionQueue, type Action, type Endpoint } from '../core/endpoint.js';
+import { EventHeap } from '../core/heap.js';
 import { Counters } from '../core/counters.js';
 import { ConfigError } from '../core/errors.js';
 import { randomBelow, randomBetween, randomBytes, type Rng } from '../core/rng.js';
 import { TimerTable, type Millis } from '../core/time.js';
 import { buildIcmpv6Packet, parseIcmpv6 } from '../wire/icmpv6.js';
 import { formatIpv4Port, isGlobalIpv4, ipv6Equal, sameIpv4Port, type Ipv4, type Ipv4Port } from '../wire/ip.js';
-import { ALL_ROUTERS, isLinkLocal } from '../wire/ipv6class.js';
-import { NEXT_HEADER_ICMPV6 } from '../wire/ipv6.js';
-import { encodeTeredoAddress, encodeTeredoPacket, makeFlags, NONCE_LENGTH, TEREDO_PORT } from '../wire/teredo.js';
-import { CLIENT_RS_SOURCE, CLIENT_RS_SOURCE_CONE, DEFAULT_NAT_UDP_TIMEOUT_MS, RS_ATTEMPTS, RS_TIMEOUT_MS, TEREDO_MTU } from './constants.js';
+import { ALL_NODES, ALL_ROUTERS, isAllNodes, isLinkLocal, isMulticast } from '../wire/ipv6class.js';
+import { buildBubble, isBubble, NEXT_HEADER_ICMPV6, parseIpv6, type Ipv6Packet } from '../wire/ipv6.js';
+import { decodeTeredoAddress, encodeTeredoAddress, encodeTeredoPacket, isTeredoAddress, makeFlags, NONCE_LENGTH, TEREDO_PORT } from '../wire/teredo.js';
+import { parseTrailers, type Trailers } from '../wire/trailers.js';
+import {
+  CLIENT_RS_SOURCE,
+  CLIENT_RS_SOURCE_CONE,
+  DEFAULT_NAT_UDP_TIMEOUT_MS,
+  RS_ATTEMPTS,
+  RS_TIMEOUT_MS,
+  TEREDO_DISCOVERY_ADDRESS,
+  TEREDO_MTU,
+} from './constants.js';
+import { addressUnreachable, bubbleDatagram, connectivityTestEcho } from './packets.js';
+import { DEFAULT_PEER_LIMITS, PEER_VALIDITY_MS, PeerList, type Peer, type PeerListLimits } from './peers.js';
 import { parseTeredoPacketChecked, type TeredoFrameDrop } from './server.js';
 
 export type ClientState = 'offline' | 'probe' | 'qualified' | 'dormant';
@@ -54,6 +66,14 @@ export interface TeredoClientConfig {
   rsAttempts?: number;
   /** While offline, how often the server is tried again; keeps a returning server noticed within 5 s. */
   offlineRetryMs?: number;
+  /** Peer table and queue caps. */
+  limits?: Partial<PeerListLimits>;
+  /** RFC 4380 §5.2.8 local client discovery on 224.0.0.253 (default on). */
+  localDiscovery?: boolean;
+  /** RFC 6081 §5.2 nonce trailers in bubbles (default on). */
+  symmetricNatSupport?: boolean;
+  /** RFC 6081 §3.5: our local address in indirect bubbles, for peers behind the same NAT (default on). */
+  hairpinning?: boolean;
 }
 
 export type ClientDrop =
@@ -67,9 +87,42 @@ export type ClientDrop =
   | 'ra-bad-prefix'
   | 'ra-non-global-mapping'
   | 'not-qualified'
-  | 'not-router-advertisement';
+  | 'trailer-discard'
+  | 'not-for-us'
+  | 'server-packet-without-origin'
+  | 'unverified-teredo-source'
+  | 'unknown-source-bubble'
+  | 'discovery-bubble-invalid'
+  | 'peer-queue-full'
+  | 'global-queue-full'
+  | 'pre-qualification-queue-full'
+  | 'tunnel-bad-ipv6'
+  | 'tunnel-bad-source'
+  | 'tunnel-multicast'
+  | 'tunnel-link-local'
+  | 'non-global-destination'
+  | 'peer-unreachable'
+  | 'offline';
 
-export type ClientEvent = 'router-solicitations' | 'router-advertisements' | 'address-changes' | 'qualifications' | 'server-lost';
+export type ClientEvent =
+  | 'router-solicitations'
+  | 'router-advertisements'
+  | 'address-changes'
+  | 'qualifications'
+  | 'server-lost'
+  | 'direct-bubbles-sent'
+  | 'indirect-bubbles-sent'
+  | 'discovery-bubbles-sent'
+  | 'bubbles-received'
+  | 'connectivity-tests'
+  | 'peers-trusted'
+  | 'unreachable-errors'
+  | 'packets-from-tunnel'
+  | 'bytes-from-tunnel'
+  | 'packets-to-tunnel'
+  | 'bytes-to-tunnel'
+  | 'packets-sent'
+  | 'packets-received';
 
 type Phase = 'qualify' | 'refresh' | 'cone' | 'port' | 'symmetric';
 
@@ -85,7 +138,28 @@ interface PendingRs {
   answeredFromProbe?: boolean;
 }
 
-type TimerName = 'rs' | 'probe' | 'refresh' | 'grace' | 'dormancy';
+type TimerName = 'rs' | 'probe' | 'refresh' | 'grace' | 'dormancy' | 'expire' | 'discovery';
+
+/** How a peer is reached, for `show peers` and the reachability matrix. */
+export interface PeerInfo {
+  address: Uint8Array;
+  trusted: boolean;
+  teredo: boolean;
+  endpoint: Ipv4Port | undefined;
+  local: Ipv4Port | undefined;
+  lastRx: Millis;
+  lastTx: Millis;
+  queued: number;
+}
+
+/** Retries of the bubble or connectivity-test rounds (RFC 4380 §5.2.4: 2 s, up to 3 more times). */
+const ATTEMPT_INTERVAL_MS = 2_000;
+const MAX_ATTEMPTS = 4;
+/** Local peers stay local this long after their discovery bubble (RFC 4380 §5.2.4 case 3). */
+const LOCAL_PEER_MS = 600_000;
+/** Peers silent this long are forgotten. */
+const PEER_IDLE_MS = 300_000;
+const PRE_QUALIFICATION_QUEUE = 64;
 
 /** What `show state` prints, as data. */
 export interface ClientStatus {
@@ -137,6 +211,10 @@ export class TeredoClient implements Endpoint {
   private lastServerContact: Millis | undefined;
   private lastTraffic: Millis | undefined;
   private qualifiedAt: Millis | undefined;
+  readonly peers: PeerList;
+  private readonly peerDeadlines = new EventHeap<Peer>();
+  /** Packets from the tunnel while qualifying: sent once qualified. */
+  private preQueue: Uint8Array[] = [];
 
   constructor(
     private readonly config: TeredoClientConfig,
@@ -150,6 +228,7 @@ export class TeredoClient implements Endpoint {
     this.rsTimeout = config.rsTimeoutMs ?? RS_TIMEOUT_MS;
     this.rsAttempts = config.rsAttempts ?? RS_ATTEMPTS;
     this.offlineRetry = config.offlineRetryMs ?? this.rsTimeout;
+    this.peers = new PeerList({ ...DEFAULT_PEER_LIMITS, ...config.limits });
     if (config.onDemand) {
       this.state = 'dormant';
       this.reason = 'waiting for traffic';
@@ -161,31 +240,92 @@ export class TeredoClient implements Endpoint {
   // ---------------------------------------------------------------------------------------------------
   // Endpoint
 
-  handleDatagram(now: Millis, from: Ipv4Port, _to: Ipv4Port, data: Uint8Array): void {
+  handleDatagram(now: Millis, from: Ipv4Port, to: Ipv4Port, data: Uint8Array): void {
     const checked = parseTeredoPacketChecked(data);
     if (!checked.ok) {
       this.drops.inc(checked.reason);
       return;
     }
     const { packet, ipv6 } = checked;
-    if (sameIpv4Port(from, this.server)) this.lastServerContact = now;
+    const fromServer = sameIpv4Port(from, this.server);
+    if (fromServer) this.lastServerContact = now;
     const h = ipv6.header;
     if (h.nextHeader === NEXT_HEADER_ICMPV6 && ipv6.payload[0] === 134) {
       this.handleRouterAdvertisement(now, from, packet.auth?.nonce, packet.origin, ipv6.header.dst, ipv6.header.src, ipv6.payload, h.hopLimit);
       return;
     }
-    if (this.state !== 'qualified') {
+    if (this.state !== 'qualified' || !this.address) {
       this.drops.inc('not-qualified');
       return;
     }
-    // The data path (peers, bubbles, relays) is handled in peers.ts; until it exists nothing else is accepted.
-    this.drops.inc('not-router-advertisement');
+    // RFC 6081 §5.1.2: trailers are read in order; an unknown 01xxxxxx type discards the packet.
+    const tr = parseTrailers(ipv6.trailing);
+    if (!tr.ok) {
+      this.drops.inc('trailer-discard');
+      return;
+    }
+    this.events.inc('packets-received');
+    const bubble = isBubble(h);
+    if (bubble) this.events.inc('bubbles-received');
+    // RFC 4380 §5.2.8: a local discovery bubble, to the discovery address and all-nodes.
+    if (to.addr === TEREDO_DISCOVERY_ADDRESS || isAllNodes(h.dst)) {
+      this.onDiscoveryBubble(now, from, to, ipv6, bubble);
+      return;
+    }
+    // RFC 4380 §5.2.3: the destination must be our Teredo address (bubbles may answer our link-local one).
+    if (!ipv6Equal(h.dst, this.address) && !(bubble && isLinkLocal(h.dst))) {
+      this.drops.inc('not-for-us');
+      return;
+    }
+    if (fromServer) {
+      this.onFromServer(now, packet.origin, ipv6, bubble, tr.value);
+      return;
+    }
+    this.onFromPeer(now, from, ipv6, bubble, tr.value);
   }
 
-  handleIpv6(now: Millis): void {
+  handleIpv6(now: Millis, packet: Uint8Array): void {
     this.lastTraffic = now;
-    if (this.state === 'dormant') this.wake(now);
-    if (this.state !== 'qualified') this.drops.inc('not-qualified');
+    this.events.inc('packets-from-tunnel');
+    this.events.inc('bytes-from-tunnel', packet.length);
+    this.fromTunnel(now, packet);
+  }
+
+  private fromTunnel(now: Millis, packet: Uint8Array): void {
+    const p = parseIpv6(packet);
+    if (!p.ok) {
+      this.drops.inc('tunnel-bad-ipv6');
+      return;
+    }
+    const h = p.value.header;
+    if (isMulticast(h.dst)) {
+      // MLD reports and the like: nothing on a Teredo link listens to multicast.
+      this.drops.inc('tunnel-multicast');
+      return;
+    }
+    if (isLinkLocal(h.dst)) {
+      this.drops.inc('tunnel-link-local');
+      return;
+    }
+    if (this.state !== 'qualified' || !this.address) {
+      if (this.state === 'dormant') this.wake(now);
+      if (this.state === 'offline') {
+        this.drops.inc('offline');
+        this.unreachable(p.value.packet);
+        return;
+      }
+      if (this.preQueue.length >= PRE_QUALIFICATION_QUEUE) {
+        this.drops.inc('pre-qualification-queue-full');
+        return;
+      }
+      this.preQueue.push(p.value.packet.slice());
+      return;
+    }
+    if (!ipv6Equal(h.src, this.address)) {
+      this.drops.inc('tunnel-bad-source');
+      return;
+    }
+    this.transmit(now, p.value.packet, h.dst);
   }
 
   handleTimeout(now: Millis): void {
@@ -206,16 +346,354 @@ export class TeredoClient implements Endpoint {
         case 'dormancy':
           this.onDormancyTimer(now);
           break;
+        case 'expire':
+          this.peers.expire(now, PEER_IDLE_MS);
+          this.timers.set('expire', now + PEER_VALIDITY_MS);
+          break;
+        case 'discovery':
+          this.sendDiscoveryBubble();
+          this.timers.set('discovery', now + randomBetween(this.rng, 200_000, 300_000));
+          break;
       }
+    }
+    for (let e = this.peerDeadlines.peek(); e && e.at <= now; e = this.peerDeadlines.peek()) {
+      this.peerDeadlines.pop();
+      // Lazy invalidation: only the peer's current deadline counts.
+      if (e.value.nextAttemptAt === e.at) this.onPeerDeadline(now, e.value);
     }
   }
 
   pollTimeout(): Millis | undefined {
-    return this.timers.next();
+    const t = this.timers.next();
+    const p = this.peerDeadlines.peek()?.at;
+    return t === undefined ? p : p === undefined ? t : Math.min(t, p);
   }
 
   poll(): Action | undefined {
     return this.actions.poll();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Reception (RFC 4380 §5.2.3, RFC 6081 §5.2.4)
+
+  /** From our server: forwarded bubbles carry the origin indication of the peer that sent them. */
+  private onFromServer(now: Millis, origin: Ipv4Port | undefined, ipv6: Ipv6Packet, bubble: boolean, tr: Trailers): void {
+    const h = ipv6.header;
+    if (!origin) {
+      this.drops.inc('server-packet-without-origin');
+      return;
+    }
+    if (!bubble) {
+      // ICMPv6 the server relayed (§5.3.1 lets it carry nothing else): generous in what we accept.
+      this.deliver(ipv6.packet);
+      return;
+    }
+    // An indirect bubble: answer straight to where it came from, so our NAT opens towards that peer. The reply
+    // swaps the addresses exactly (Miredo relays recognize their own link-local source) and echoes the nonce.
+    const echoNonce = this.config.symmetricNatSupport === false ? undefined : tr.nonce;
+    this.sendDirectBubble(origin, h.src, echoNonce);
+    if (!isTeredoAddress(h.src)) return;
+    const peer = this.peers.get(h.src) ?? this.peers.create(h.src, now);
+    // RFC 6081 §5.2.4.3: remember the nonce of the last indirect bubble (or forget it when there is none).
+    peer.nonceReceived = echoNonce;
+    if (tr.alternateAddresses && tr.alternateAddresses.length > 0) {
+      // RFC 6081 §3.5: a peer behind our NAT told us its local endpoints; they may be reachable directly.
+      peer.alternates = tr.alternateAddresses.slice(0, 4);
+      for (const alt of peer.alternates) this.sendDirectBubble(alt, h.src, echoNonce);
+    }
+    if (peer.trusted && peer.mapped && !sameIpv4Port(peer.mapped, origin)) {
+      // We reach this peer elsewhere than its Teredo address says (it is behind a symmetric NAT): answer there
+      // too, or our bubble never gets through its NAT.
+      this.sendDirectBubble(peer.mapped, h.src, echoNonce);
+    }
+    if (!peer.trusted) {
+      // RFC 6081 §3.1, second case: a peer behind a symmetric NAT cannot receive our direct bubble at the address
+      // in its Teredo address; an indirect bubble of ours lets it answer from the mapping it really uses.
+      if (this.peers.takeBubble(peer, now)) this.sendIndirectBubble(peer);
+    }
+  }
+
+  private onFromPeer(now: Millis, from: Ipv4Port, ipv6: Ipv6Packet, bubble: boolean, tr: Trailers): void {
+    const h = ipv6.header;
+    let peer = this.peers.get(h.src);
+    // Case 1: a trusted peer, from where we know it.
+    if (peer && peer.trusted && ((peer.mapped && sameIpv4Port(peer.mapped, from)) || (peer.local && sameIpv4Port(peer.local, from)))) {
+      this.heard(peer, now);
+      if (!bubble) this.deliver(ipv6.packet);
+      return;
+    }
+    // Case 2: the answer to our direct IPv6 connectivity test (§5.2.9): the nonce proves it.
+    if (peer && !peer.trusted && peer.echoNonce && this.isEchoReplyFor(peer, ipv6)) {
+      this.trust(peer, from, now);
+      return;
+    }
+    const teredo = isTeredoAddress(h.src) ? decodeTeredoAddress(h.src) : undefined;
+    if (teredo) {
+      const matches = teredo.mappedAddr === from.addr && teredo.mappedPort === from.port;
+      // Case 3: the packet comes from the mapping its Teredo address names.
+      // RFC 6081 §5.2.4.4: or it echoes the nonce of our indirect bubble (a peer behind a symmetric NAT).
+      const nonceOk = bubble && peer?.nonceSent !== undefined && tr.nonce !== undefined && bytesEqual(tr.nonce, peer.nonceSent);
+      // Case 5: a local peer (§5.2.8) from its local endpoint; RFC 6081 §3.5: from an alternate it told us.
+      const localOk = peer !== undefined && ((peer.local !== undefined && sameIpv4Port(peer.local, from)) || peer.alternates.some((a) => sameIpv4Port(a, from)));
+      if (matches || nonceOk || localOk) {
+        peer ??= this.peers.create(h.src, now);
+        if (localOk && !matches) peer.local = from;
+        const wasTrusted = peer.trusted;
+        this.trust(peer, from, now);
+        // RFC 6081 §3.1: the peer answered from a mapping its address does not name; a bubble back there lets it
+        // see us from the mapping ours names, and trust us in turn.
+        if (nonceOk && !matches && !wasTrusted) this.sendDirectBubble(from, h.src, undefined);
+        if (!bubble) this.deliver(ipv6.packet);
+        return;
+      }
+      this.drops.inc(bubble ? 'unknown-source-bubble' : 'unverified-teredo-source');
+      return;
+    }
+    if (bubble) {
+      this.drops.inc('unknown-source-bubble');
+      return;
+    }
+    // Case 6: a native source we do not know yet, through some relay. Hold the packet and run our own
+    // connectivity test (§5.2.9); it is delivered only if the test's answer comes back through the same relay.
+    peer ??= this.peers.create(h.src, now);
+    const r = this.peers.enqueueInbound(peer, ipv6.packet, from);
+    if (r !== 'queued') {
+      this.drops.inc(r);
+      return;
+    }
+    if (!peer.echoNonce) this.startAttempts(peer, now);
+  }
+
+  private onDiscoveryBubble(now: Millis, from: Ipv4Port, to: Ipv4Port, ipv6: Ipv6Packet, bubble: boolean): void {
+    const h = ipv6.header;
+    // §5.2.8: only bubbles, to the discovery address (never over unicast), from a Teredo address that shares our
+    // mapped address (same NAT), to all-nodes.
+    const src = decodeTeredoAddress(h.src);
+    const own = this.mapping;
+    if (
+      this.config.localDiscovery === false ||
+      !bubble ||
+      to.addr !== TEREDO_DISCOVERY_ADDRESS ||
+      !isAllNodes(h.dst) ||
+      !src ||
+      src.prefix !== 'rfc4380' ||
+      !own ||
+      src.mappedAddr !== own.addr ||
+      ipv6Equal(h.src, this.address!)
+    ) {
+      this.drops.inc('discovery-bubble-invalid');
+      return;
+    }
+    const peer = this.peers.get(h.src) ?? this.peers.create(h.src, now);
+    peer.local = from;
+    peer.localUntil = now + LOCAL_PEER_MS;
+    peer.lastRx = now;
+    // §5.2.3 case 4: answer with a unicast bubble to where the discovery bubble came from.
+    this.sendDirectBubble(from, h.src, undefined);
+    // Packets already waiting for this peer can try its local endpoint at once.
+    if (peer.queue.length > 0 && !peer.trusted) this.sendDirectBubble(from, h.src, undefined);
+  }
+
+  private isEchoReplyFor(peer: Peer, ipv6: Ipv6Packet): boolean {
+    const h = ipv6.header;
+    if (h.nextHeader !== NEXT_HEADER_ICMPV6) return false;
+    const m = parseIcmpv6(ipv6.payload, h.src, h.dst);
+    return m.ok && m.value.type === 'echo-reply' && m.value.identifier === peer.echoId && m.value.sequence === peer.echoSeq && bytesEqual(m.value.data, peer.echoNonce!);
+  }
+
+  private heard(peer: Peer, now: Millis): void {
+    peer.lastRx = now;
+    this.peers.answered(peer, now);
+    this.peers.touch(peer, now);
+  }
+
+  /** The peer is now reachable at `from`: send what waited for it, deliver what it sent while unverified. */
+  private trust(peer: Peer, from: Ipv4Port, now: Millis): void {
+    if (!peer.trusted) this.events.inc('peers-trusted');
+    peer.trusted = true;
+    if (!(peer.local && sameIpv4Port(peer.local, from))) peer.mapped = from;
+    peer.echoNonce = undefined;
+    peer.nextAttemptAt = undefined;
+    this.heard(peer, now);
+    const { out, inbound } = this.peers.drain(peer);
+    for (const packet of out) this.sendTo(from, packet);
+    peer.lastTx = now;
+    for (const q of inbound) {
+      // Miredo's rule too: only packets that came through the endpoint the test vouched for.
+      if (sameIpv4Port(q.from, from)) this.deliver(q.packet);
+      else this.drops.inc('unverified-teredo-source');
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Transmission (RFC 4380 §5.2.4)
+
+  private transmit(now: Millis, packet: Uint8Array, dst: Uint8Array): void {
+    let peer = this.peers.get(dst);
+    // Case 1: a trusted peer.
+    if (peer && peer.trusted) {
+      const target = peer.local && now < peer.localUntil ? peer.local : peer.mapped;
+      if (target) {
+        this.sendTo(target, packet);
+        peer.lastTx = now;
+        // A peer silent for 30 s may have lost its NAT mapping: solicit an answer, keep sending (RFC 6081 §3.6).
+        if (now - peer.lastRx >= PEER_VALIDITY_MS && peer.nextAttemptAt === undefined) this.refreshPeer(peer, now);
+        return;
+      }
+    }
+    const teredo = isTeredoAddress(dst) ? decodeTeredoAddress(dst) : undefined;
+    if (teredo && !isGlobalIpv4(teredo.mappedAddr) && !(peer && peer.local)) {
+      // §5.2.4 cases 4 and 5: never towards a non-global IPv4 address.
+      this.drops.inc('non-global-destination');
+      return;
+    }
+    peer ??= this.peers.create(dst, now);
+    const r = this.peers.enqueue(peer, packet);
+    if (r !== 'queued') {
+      this.drops.inc(r);
+      return;
+    }
+    if (peer.nextAttemptAt === undefined) this.startAttempts(peer, now);
+  }
+
+  /** Starts the rounds that reach a peer: bubbles for Teredo peers, the connectivity test for native ones. */
+  private startAttempts(peer: Peer, now: Millis): void {
+    peer.attempts = 0;
+    this.attempt(peer, now);
+  }
+
+  private attempt(peer: Peer, now: Millis): void {
+    peer.attempts++;
+    if (isTeredoAddress(peer.addr)) {
+      const t = decodeTeredoAddress(peer.addr)!;
+      if (peer.local && now < peer.localUntil) {
+        // §5.2.4 case 3: a local peer: a unicast bubble to its local endpoint and a discovery bubble.
+        this.sendDirectBubble(peer.local, peer.addr, undefined);
+        this.sendDiscoveryBubble();
+      } else if (this.peers.takeBubble(peer, now)) {
+        // §5.2.4 case 5, cone bit ignored (RFC 5991 §3.2): a direct bubble to open our NAT towards the peer,
+        // and an indirect one through the peer's server to make it answer.
+        this.sendDirectBubble({ addr: t.mappedAddr, port: t.mappedPort }, peer.addr, peer.nonceReceived);
+        for (const alt of peer.alternates) this.sendDirectBubble(alt, peer.addr, peer.nonceReceived);
+        this.sendIndirectBubble(peer);
+      }
+    } else {
+      this.sendConnectivityTest(peer);
+    }
+    this.setPeerDeadline(peer, now + ATTEMPT_INTERVAL_MS);
+  }
+
+  /** RFC 6081 §3.6: a direct bubble soliciting an answer, falling back to the full exchange. */
+  private refreshPeer(peer: Peer, now: Millis): void {
+    if (isTeredoAddress(peer.addr) && peer.mapped) {
+      if (this.peers.takeBubble(peer, now)) this.sendDirectBubble(peer.mapped, peer.addr, undefined, true);
+    } else if (!isTeredoAddress(peer.addr)) {
+      this.sendConnectivityTest(peer);
+    }
+    peer.attempts = MAX_ATTEMPTS - 1;
+    this.setPeerDeadline(peer, now + ATTEMPT_INTERVAL_MS);
+  }
+
+  private onPeerDeadline(now: Millis, peer: Peer): void {
+    peer.nextAttemptAt = undefined;
+    if (peer.trusted && peer.queue.length === 0 && peer.inbound.length === 0) return;
+    if (peer.trusted && now - peer.lastRx < PEER_VALIDITY_MS) return;
+    if (peer.attempts < MAX_ATTEMPTS) {
+      this.attempt(peer, now);
+      return;
+    }
+    if (peer.trusted) return; // a refresh that got no answer: keep sending, the next packet tries again
+    // §5.2.4: the peer cannot be reached: tell the sender of every queued packet, forget the peer.
+    const { out } = this.peers.drain(peer);
+    for (const packet of out) {
+      this.drops.inc('peer-unreachable');
+      this.unreachable(packet);
+    }
+    this.peers.remove(peer);
+  }
+
+  private setPeerDeadline(peer: Peer, at: Millis): void {
+    peer.nextAttemptAt = at;
+    this.peerDeadlines.push(at, peer);
+  }
+
+  private sendConnectivityTest(peer: Peer): void {
+    // §5.2.9: an echo request with a 64-bit nonce, through our server; id and sequence are random too.
+    peer.echoNonce = randomBytes(this.rng, 8);
+    peer.echoId = randomBelow(this.rng, 0x10000);
+    peer.echoSeq = randomBelow(this.rng, 0x10000);
+    this.events.inc('connectivity-tests');
+    const echo = connectivityTestEcho(this.address!, peer.addr, peer.echoId, peer.echoSeq, peer.echoNonce);
+    this.actions.push({ kind: 'udp-send', remote: this.server, data: encodeTeredoPacket({ ipv6: echo }) });
+  }
+
+  private sendDirectBubble(to: Ipv4Port, peerAddr: Uint8Array, nonce: Uint8Array | undefined, solicit = false): void {
+    const trailers: Trailers = {};
+    if (nonce) trailers.nonce = nonce;
+    if (solicit) trailers.ndOption = 0;
+    this.events.inc('direct-bubbles-sent');
+    this.actions.push({ kind: 'udp-send', remote: to, data: bubbleDatagram(this.address!, peerAddr, trailers) });
+  }
+
+  private sendIndirectBubble(peer: Peer): void {
+    const t = decodeTeredoAddress(peer.addr);
+    if (!t || !isGlobalIpv4(t.server)) return;
+    const trailers: Trailers = {};
+    if (this.config.symmetricNatSupport !== false) {
+      // RFC 6081 §5.2.4.1: a fresh 4-byte nonce in every indirect bubble.
+      peer.nonceSent = randomBytes(this.rng, 4);
+      trailers.nonce = peer.nonceSent;
+    }
+    if (this.config.hairpinning !== false && this.config.local && this.mapping && !sameIpv4Port(this.config.local, this.mapping)) {
+      trailers.alternateAddresses = [this.config.local];
+    }
+    this.events.inc('indirect-bubbles-sent');
+    this.actions.push({ kind: 'udp-send', remote: { addr: t.server, port: TEREDO_PORT }, data: bubbleDatagram(this.address!, peer.addr, trailers) });
+  }
+
+  /** §5.2.8: a bubble to all-nodes over 224.0.0.253 (the driver sends it with TTL 1). */
+  private sendDiscoveryBubble(): void {
+    if (this.config.localDiscovery === false || !this.address) return;
+    const bubble = buildBubble(this.address, ALL_NODES);
+    bubble[7] = 1; // hop limit 1
+    this.events.inc('discovery-bubbles-sent');
+    this.actions.push({ kind: 'udp-send', remote: { addr: TEREDO_DISCOVERY_ADDRESS, port: TEREDO_PORT }, data: encodeTeredoPacket({ ipv6: bubble }) });
+  }
+
+  private sendTo(to: Ipv4Port, packet: Uint8Array): void {
+    this.events.inc('packets-sent');
+    this.actions.push({ kind: 'udp-send', remote: to, data: encodeTeredoPacket({ ipv6: packet }) });
+  }
+
+  private deliver(packet: Uint8Array): void {
+    this.events.inc('packets-to-tunnel');
+    this.events.inc('bytes-to-tunnel', packet.length);
+    this.actions.push({ kind: 'ipv6-deliver', packet: packet.slice() });
+  }
+
+  private unreachable(packet: Uint8Array): void {
+    const err = addressUnreachable(packet);
+    if (!err) return;
+    this.events.inc('unreachable-errors');
+    this.actions.push({ kind: 'ipv6-deliver', packet: err });
+  }
+
+  /** The peer table for `show peers`. */
+  peerTable(): PeerInfo[] {
+    const out: PeerInfo[] = [];
+    for (const p of this.peers.values()) {
+      out.push({
+        address: p.addr,
+        trusted: p.trusted,
+        teredo: isTeredoAddress(p.addr),
+        endpoint: p.mapped,
+        local: p.local,
+        lastRx: p.lastRx,
+        lastTx: p.lastTx,
+        queued: p.queue.length + p.inbound.length,
+      });
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -348,6 +826,7 @@ export class TeredoClient implements Endpoint {
     this.timers.clear('refresh');
     this.timers.clear('grace');
     this.timers.clear('probe');
+    this.timers.clear('discovery');
     this.probe = undefined;
     if (this.state !== 'offline') {
       if (reason === 'server-lost') this.events.inc('server-lost');
@@ -357,6 +836,9 @@ export class TeredoClient implements Endpoint {
       this.actions.push({ kind: 'state-changed', state: 'offline', reason });
       // Detection starts over with the next qualification.
       if (this.natDetection === 'running') this.natDetection = 'not-started';
+      const waiting = this.preQueue;
+      this.preQueue = [];
+      for (const packet of waiting) this.unreachable(packet);
     }
   }
 
@@ -380,6 +862,7 @@ export class TeredoClient implements Endpoint {
       this.timers.clear('refresh');
       this.timers.clear('rs');
       this.timers.clear('probe');
+      this.timers.clear('discovery');
       this.actions.push({ kind: 'state-changed', state: 'dormant', reason: 'idle' });
     } else {
       this.timers.set('dormancy', last + idle);
@@ -527,10 +1010,20 @@ export class TeredoClient implements Endpoint {
         detail: { mapping: formatIpv4Port(mapping), ...(addressChanged ? { previous: old } : {}) },
       });
       if (changed) {
-        // A new mapping may mean a new NAT: detect again.
+        // A new mapping may mean a new NAT: detect again. Peers knew the old address: start over with them.
         this.natType = 'unknown';
         this.natDetection = 'not-started';
+        for (const peer of [...this.peers.values()]) this.peers.remove(peer);
       }
+      this.timers.set('expire', now + PEER_VALIDITY_MS);
+      if (this.config.localDiscovery !== false) {
+        // Announce ourselves now, so clients behind the same NAT find us before they need us (§5.2.8).
+        this.sendDiscoveryBubble();
+        this.timers.set('discovery', now + randomBetween(this.rng, 200_000, 300_000));
+      }
+      const waiting = this.preQueue;
+      this.preQueue = [];
+      for (const packet of waiting) this.fromTunnel(now, packet);
       if (this.config.idleDormancyMs !== undefined) this.timers.set('dormancy', now + this.config.idleDormancyMs);
     }
     this.scheduleRefresh(now);

@@ -178,7 +178,7 @@ export class TeredoServer implements Endpoint {
       this.drops.inc('source-check-failed');
       return;
     }
-    this.forward(from, to, ipv6, bubble);
+    this.forward(from, to, ipv6, packet.ipv6, bubble);
   }
 
   handleIpv6(): void {
@@ -203,7 +203,7 @@ export class TeredoServer implements Endpoint {
     return addr[4] === this.prefix[4] && addr[5] === this.prefix[5] && addr[6] === this.prefix[6] && addr[7] === this.prefix[7];
   }
 
-  private forward(from: Ipv4Port, to: Ipv4Port, ipv6: Ipv6Packet, bubble: boolean): void {
+  private forward(from: Ipv4Port, to: Ipv4Port, ipv6: Ipv6Packet, withTrailers: Uint8Array, bubble: boolean): void {
     const h = ipv6.header;
     // Packets for the server itself.
     const serverLinkLocals = [teredoLinkLocal(FLAG_CONE, { addr: to.addr, port: this.port })];
@@ -245,7 +245,8 @@ export class TeredoServer implements Endpoint {
       this.drops.inc('non-global-mapped-destination');
       return;
     }
-    const out: TeredoPacket = { ipv6: ipv6.packet };
+    // RFC 6081 trailers (nonces, alternate addresses) travel on with the packet, as Miredo's server does too.
+    const out: TeredoPacket = { ipv6: withTrailers };
     // Origin indication only towards clients of this server (bits 32-63 equal our address).
     if (this.servedHere(h.dst)) out.origin = from;
     this.events.inc(bubble ? 'bubbles-forwarded' : 'icmpv6-forwarded');

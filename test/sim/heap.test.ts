@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventHeap } from '../../src/sim/heap.js';
+import { EventHeap } from '../../src/core/heap.js';
 import { SeededRng, randomBelow } from '../../src/core/rng.js';
 
 test('pops in time order', () => {

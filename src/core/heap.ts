@@ -1,8 +1,9 @@
 /**
- * The simulator's event queue: a binary min-heap ordered by (at, seq). `seq` is an insertion counter, so events due
- * at the same instant come out in the order they were scheduled; that tie-break is what makes a run reproducible.
+ * A binary min-heap ordered by (at, seq): the simulator's event queue and the cores' per-peer deadlines. `seq` is
+ * an insertion counter, so entries due at the same instant come out in the order they were scheduled; that
+ * tie-break is what makes a run reproducible.
  */
-import type { Millis } from '../core/time.js';
+import type { Millis } from './time.js';
 
 export interface HeapEntry<T> {
   readonly at: Millis;

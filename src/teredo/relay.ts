@@ -1,0 +1,325 @@
+/**
+ * The Teredo relay (RFC 4380 §5.4) and host-specific relay (the white paper's "Teredo host-specific relay": a
+ * dual-stack host that talks to Teredo clients directly). Towards a client it queues packets while it bubbles
+ * through the client's server; it accepts packets only from clients that completed that exchange, and forwards
+ * them only to the native addresses it serves. Never native to native, never Teredo to Teredo.
+ *
+ * The source of the relay's bubbles is fe80:: followed by a keyed hash of the client's address. A client behind
+ * a symmetric NAT answers from a mapping its Teredo address does not name; the answer is still accepted when it
+ * is addressed to that hash (what Miredo's relays do, so Miredo clients behind symmetric NATs work) or when it
+ * echoes the nonce of the relay's indirect bubble (RFC 6081 §5.2.4.4).
+ */
+import { ActionQueue, type Action, type Endpoint } from '../core/endpoint.js';
+import { Counters } from '../core/counters.js';
+import { ConfigError } from '../core/errors.js';
+import { EventHeap } from '../core/heap.js';
+import { randomBytes, type Rng } from '../core/rng.js';
+import { siphash24 } from '../core/siphash.js';
+import { TimerTable, type Millis } from '../core/time.js';
+import { isGlobalIpv4, ipv6Equal, sameIpv4Port, type Ipv4Port } from '../wire/ip.js';
+import { isGlobalUnicastIpv6, isLinkLocal } from '../wire/ipv6class.js';
+import { isBubble, parseIpv6, type Ipv6Packet } from '../wire/ipv6.js';
+import { decodeTeredoAddress, encodeTeredoPacket, isTeredoAddress, TEREDO_PORT } from '../wire/teredo.js';
+import { parseTrailers, type Trailers } from '../wire/trailers.js';
+import { addressUnreachable, bubbleDatagram } from './packets.js';
+import { DEFAULT_PEER_LIMITS, PEER_VALIDITY_MS, PeerList, type Peer, type PeerListLimits } from './peers.js';
+import { parseTeredoPacketChecked, type TeredoFrameDrop } from './server.js';
+
+export interface TeredoRelayConfig {
+  /**
+   * 'relay' forwards between Teredo clients and the IPv6 Internet; 'host' is a host-specific relay that serves
+   * only its own addresses, delivering to and taking from the local stack.
+   */
+  mode?: 'relay' | 'host';
+  /** Host mode: the host's own native IPv6 addresses. */
+  hostAddresses?: Uint8Array[];
+  /** Behind a NAT (Miredo's RelayType restricted): send direct bubbles too, to open our NAT (§5.4.1 case 3). */
+  directBubbles?: boolean;
+  limits?: Partial<PeerListLimits>;
+  /** The relay's UDP endpoint, for show state. */
+  local?: Ipv4Port;
+}
+
+export type RelayDrop =
+  | TeredoFrameDrop
+  | 'trailer-discard'
+  | 'non-teredo-source'
+  | 'unknown-peer'
+  | 'unverified-source'
+  | 'not-served-destination'
+  | 'native-bad-ipv6'
+  | 'native-not-teredo-destination'
+  | 'native-teredo-source'
+  | 'native-non-global-source'
+  | 'non-global-mapped-destination'
+  | 'peer-queue-full'
+  | 'global-queue-full'
+  | 'peer-unreachable';
+
+export type RelayEvent =
+  | 'indirect-bubbles-sent'
+  | 'direct-bubbles-sent'
+  | 'bubbles-received'
+  | 'peers-trusted'
+  | 'to-clients-packets'
+  | 'to-clients-bytes'
+  | 'from-clients-packets'
+  | 'from-clients-bytes'
+  | 'unreachable-errors';
+
+const ATTEMPT_INTERVAL_MS = 2_000;
+const MAX_ATTEMPTS = 4;
+const PEER_IDLE_MS = 300_000;
+
+type TimerName = 'expire';
+
+export class TeredoRelay implements Endpoint {
+  readonly drops = new Counters<RelayDrop>();
+  readonly events = new Counters<RelayEvent>();
+  readonly peers: PeerList;
+  private readonly actions = new ActionQueue();
+  private readonly timers = new TimerTable<TimerName>();
+  private readonly deadlines = new EventHeap<Peer>();
+  private readonly secret: Uint8Array;
+  private readonly mode: 'relay' | 'host';
+
+  constructor(
+    private readonly config: TeredoRelayConfig,
+    private readonly rng: Rng,
+  ) {
+    this.mode = config.mode ?? 'relay';
+    if (this.mode === 'host' && (config.hostAddresses ?? []).length === 0) throw new ConfigError('a host-specific relay needs the host\'s own IPv6 addresses');
+    for (const a of config.hostAddresses ?? []) {
+      if (!isGlobalUnicastIpv6(a) || isTeredoAddress(a)) throw new ConfigError('host-specific relay addresses must be global, native IPv6 addresses');
+    }
+    this.peers = new PeerList({ ...DEFAULT_PEER_LIMITS, ...config.limits });
+    this.secret = randomBytes(rng, 16);
+    this.timers.set('expire', PEER_VALIDITY_MS);
+  }
+
+  stats(): { events: Record<string, number>; drops: Record<string, number>; peers: number; queuedBytes: number } {
+    return { events: this.events.snapshot(), drops: this.drops.snapshot(), peers: this.peers.size, queuedBytes: this.peers.queuedBytes };
+  }
+
+  /** fe80:: and a keyed hash of the client's address: the source of our bubbles to it. */
+  bubbleSourceFor(client: Uint8Array): Uint8Array {
+    const h = siphash24(this.secret, client);
+    const out = new Uint8Array(16);
+    out[0] = 0xfe;
+    out[1] = 0x80;
+    out.set(h, 8);
+    out[8]! &= 0xfc; // clear the universal/local and group bits of the interface identifier
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // From the IPv6 side: towards Teredo clients (§5.4.1)
+
+  handleIpv6(now: Millis, packet: Uint8Array): void {
+    const p = parseIpv6(packet);
+    if (!p.ok) {
+      this.drops.inc('native-bad-ipv6');
+      return;
+    }
+    const h = p.value.header;
+    // Relays only send IPv6 packets whose destination is a valid Teredo address over UDP.
+    if (!isTeredoAddress(h.dst)) {
+      this.drops.inc('native-not-teredo-destination');
+      return;
+    }
+    // Teredo to Teredo goes directly between clients, never through a relay; and link-local or other
+    // non-global sources have no business crossing.
+    if (isTeredoAddress(h.src)) {
+      this.drops.inc('native-teredo-source');
+      return;
+    }
+    if (!isGlobalUnicastIpv6(h.src) || (this.mode === 'host' && !this.servesHost(h.src))) {
+      this.drops.inc('native-non-global-source');
+      return;
+    }
+    const t = decodeTeredoAddress(h.dst)!;
+    // §5.4.1: the embedded IPv4 address MUST be global.
+    if (!isGlobalIpv4(t.mappedAddr)) {
+      this.drops.inc('non-global-mapped-destination');
+      return;
+    }
+    let peer = this.peers.get(h.dst);
+    if (peer && peer.trusted && peer.mapped) {
+      this.send(peer.mapped, p.value.packet);
+      peer.lastTx = now;
+      if (now - peer.lastRx >= PEER_VALIDITY_MS && peer.nextAttemptAt === undefined) {
+        // Not heard from for 30 s: bubble again while still sending (its NAT may have kept the mapping).
+        peer.attempts = MAX_ATTEMPTS - 1;
+        this.bubble(peer, now);
+      }
+      return;
+    }
+    peer ??= this.peers.create(h.dst, now);
+    const r = this.peers.enqueue(peer, p.value.packet);
+    if (r !== 'queued') {
+      this.drops.inc(r);
+      return;
+    }
+    if (peer.nextAttemptAt === undefined) {
+      peer.attempts = 0;
+      this.bubble(peer, now);
+    }
+  }
+
+  /** §5.4.1 case 3 (the cone bit is ignored, RFC 5991 §3.2): an indirect bubble through the client's server. */
+  private bubble(peer: Peer, now: Millis): void {
+    peer.attempts++;
+    const t = decodeTeredoAddress(peer.addr)!;
+    if (this.peers.takeBubble(peer, now)) {
+      const src = this.bubbleSourceFor(peer.addr);
+      peer.nonceSent = randomBytes(this.rng, 4);
+      if (isGlobalIpv4(t.server)) {
+        this.events.inc('indirect-bubbles-sent');
+        this.actions.push({ kind: 'udp-send', remote: { addr: t.server, port: TEREDO_PORT }, data: bubbleDatagram(src, peer.addr, { nonce: peer.nonceSent }) });
+      }
+      if (this.config.directBubbles) {
+        this.events.inc('direct-bubbles-sent');
+        this.actions.push({ kind: 'udp-send', remote: { addr: t.mappedAddr, port: t.mappedPort }, data: bubbleDatagram(src, peer.addr) });
+      }
+    }
+    peer.nextAttemptAt = now + ATTEMPT_INTERVAL_MS;
+    this.deadlines.push(peer.nextAttemptAt, peer);
+  }
+
+  private onDeadline(now: Millis, peer: Peer): void {
+    peer.nextAttemptAt = undefined;
+    if (peer.trusted && now - peer.lastRx < PEER_VALIDITY_MS) return;
+    if (peer.attempts < MAX_ATTEMPTS) {
+      this.bubble(peer, now);
+      return;
+    }
+    if (peer.trusted) return;
+    // §5.4.1: no answer after the repetitions: the entry and its queue are deleted.
+    const { out } = this.peers.drain(peer);
+    for (const packet of out) {
+      this.drops.inc('peer-unreachable');
+      const err = addressUnreachable(packet);
+      if (err) {
+        this.events.inc('unreachable-errors');
+        this.actions.push(this.mode === 'host' ? { kind: 'ipv6-deliver', packet: err } : { kind: 'ipv6-forward', packet: err });
+      }
+    }
+    this.peers.remove(peer);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // From Teredo clients (§5.4.2)
+
+  handleDatagram(now: Millis, from: Ipv4Port, _to: Ipv4Port, data: Uint8Array): void {
+    const checked = parseTeredoPacketChecked(data);
+    if (!checked.ok) {
+      this.drops.inc(checked.reason);
+      return;
+    }
+    const { ipv6 } = checked;
+    const tr = parseTrailers(ipv6.trailing);
+    if (!tr.ok) {
+      this.drops.inc('trailer-discard');
+      return;
+    }
+    const h = ipv6.header;
+    const bubble = isBubble(h);
+    if (bubble) this.events.inc('bubbles-received');
+    // §5.4.2: the source must be a Teredo address ...
+    const t = isTeredoAddress(h.src) ? decodeTeredoAddress(h.src) : undefined;
+    if (!t) {
+      this.drops.inc('non-teredo-source');
+      return;
+    }
+    // ... of a client we sent to before (this is what keeps the relay from being an open relay) ...
+    const peer = this.peers.get(h.src);
+    if (!peer) {
+      this.drops.inc('unknown-peer');
+      return;
+    }
+    // ... reached from the mapping its address names, or from where it proved itself.
+    const matches = t.mappedAddr === from.addr && t.mappedPort === from.port;
+    const known = peer.trusted && peer.mapped !== undefined && sameIpv4Port(peer.mapped, from);
+    const proved = bubble && this.provesPath(peer, h.dst, tr.value);
+    if (!matches && !known && !proved) {
+      this.drops.inc('unverified-source');
+      return;
+    }
+    if (!known) this.trust(peer, from, now);
+    else {
+      peer.lastRx = now;
+      this.peers.answered(peer, now);
+      this.peers.touch(peer, now);
+    }
+    if (bubble) return;
+    this.fromClient(ipv6);
+  }
+
+  /** A bubble addressed to our hash for this client, or echoing our nonce (RFC 6081 §5.2.4.4). */
+  private provesPath(peer: Peer, dst: Uint8Array, tr: Trailers): boolean {
+    if (tr.nonce && peer.nonceSent && tr.nonce.length === 4 && tr.nonce.every((b, i) => b === peer.nonceSent![i])) return true;
+    return isLinkLocal(dst) && ipv6Equal(dst, this.bubbleSourceFor(peer.addr));
+  }
+
+  private trust(peer: Peer, from: Ipv4Port, now: Millis): void {
+    if (!peer.trusted) this.events.inc('peers-trusted');
+    peer.trusted = true;
+    peer.mapped = from;
+    peer.lastRx = now;
+    peer.nextAttemptAt = undefined;
+    this.peers.answered(peer, now);
+    this.peers.touch(peer, now);
+    const { out } = this.peers.drain(peer);
+    for (const packet of out) this.send(from, packet);
+    if (out.length) peer.lastTx = now;
+  }
+
+  /** §5.4.2: forwarded only to destinations this relay serves. */
+  private fromClient(ipv6: Ipv6Packet): void {
+    const dst = ipv6.header.dst;
+    const served = this.mode === 'host' ? this.servesHost(dst) : isGlobalUnicastIpv6(dst) && !isTeredoAddress(dst);
+    if (!served) {
+      this.drops.inc('not-served-destination');
+      return;
+    }
+    this.events.inc('from-clients-packets');
+    this.events.inc('from-clients-bytes', ipv6.packet.length);
+    const packet = ipv6.packet.slice();
+    this.actions.push(this.mode === 'host' ? { kind: 'ipv6-deliver', packet } : { kind: 'ipv6-forward', packet });
+  }
+
+  private servesHost(addr: Uint8Array): boolean {
+    return (this.config.hostAddresses ?? []).some((a) => ipv6Equal(a, addr));
+  }
+
+  private send(to: Ipv4Port, packet: Uint8Array): void {
+    this.events.inc('to-clients-packets');
+    this.events.inc('to-clients-bytes', packet.length);
+    this.actions.push({ kind: 'udp-send', remote: to, data: encodeTeredoPacket({ ipv6: packet }) });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  handleTimeout(now: Millis): void {
+    for (const name of this.timers.due(now)) {
+      if (name === 'expire') {
+        this.peers.expire(now, PEER_IDLE_MS);
+        this.timers.set('expire', now + PEER_VALIDITY_MS);
+      }
+    }
+    for (let e = this.deadlines.peek(); e && e.at <= now; e = this.deadlines.peek()) {
+      this.deadlines.pop();
+      if (e.value.nextAttemptAt === e.at) this.onDeadline(now, e.value);
+    }
+  }
+
+  pollTimeout(): Millis | undefined {
+    const t = this.timers.next();
+    const d = this.deadlines.peek()?.at;
+    return t === undefined ? d : d === undefined ? t : Math.min(t, d);
+  }
+
+  poll(): Action | undefined {
+    return this.actions.poll();
+  }
+}
