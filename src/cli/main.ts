@@ -37,7 +37,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       return EXIT_USAGE;
     }
     if (e instanceof Error && 'code' in e && typeof e.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`transit6 ${name}: ${e.message}`);
+      // Node's own messages run to several lines of advice: the first one says what is wrong.
+      io.err(`transit6 ${name}: ${e.message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '.')}`);
       return EXIT_USAGE;
     }
     io.err(`transit6 ${name}: ${e instanceof Error ? e.message : String(e)}`);

@@ -396,8 +396,10 @@ export class TeredoClient implements Endpoint {
     const peer = this.peers.get(h.src) ?? this.peers.create(h.src, now);
     // RFC 6081 §5.2.4.3: remember the nonce of the last indirect bubble (or forget it when there is none).
     peer.nonceReceived = echoNonce;
-    if (tr.alternateAddresses && tr.alternateAddresses.length > 0) {
-      // RFC 6081 §3.5: a peer behind our NAT told us its local endpoints; they may be reachable directly.
+    const sameNat = this.mapping !== undefined && decodeTeredoAddress(h.src)?.mappedAddr === this.mapping.addr;
+    if (sameNat && tr.alternateAddresses && tr.alternateAddresses.length > 0) {
+      // RFC 6081 §3.5: a peer behind our NAT told us its local endpoints; they may be reachable directly. Only
+      // then: a private address must never be sent to across the Internet (RFC 4380 §5.2.4).
       peer.alternates = tr.alternateAddresses.slice(0, 4);
       for (const alt of peer.alternates) this.sendDirectBubble(alt, h.src, echoNonce);
     }
@@ -603,13 +605,15 @@ export class TeredoClient implements Endpoint {
       return;
     }
     if (peer.trusted) return; // a refresh that got no answer: keep sending, the next packet tries again
-    // §5.2.4: the peer cannot be reached: tell the sender of every queued packet, forget the peer.
-    const { out } = this.peers.drain(peer);
+    // §5.2.4: the peer cannot be reached: tell the sender of every queued packet. The entry stays (until it
+    // expires) so that its bubble budget of §5.2.6 keeps counting: new packets cannot buy new bubbles.
+    const { out, inbound } = this.peers.drain(peer);
     for (const packet of out) {
       this.drops.inc('peer-unreachable');
       this.unreachable(packet);
     }
-    this.peers.remove(peer);
+    for (let i = 0; i < inbound.length; i++) this.drops.inc('unverified-teredo-source');
+    peer.echoNonce = undefined;
   }
 
   private setPeerDeadline(peer: Peer, at: Millis): void {

@@ -1,8 +1,9 @@
 /**
  * The "list of recent peers" (RFC 4380 §5.2, §5.4) shared by clients and relays: per-peer state, the bubble
  * budget of §5.2.6, and FIFO queues of packets waiting for a peer to be reached, bounded per peer and in total.
- * Entries are kept in insertion order; a peer that shows activity is moved to the young end at most once a
- * second, so eviction (of the oldest, untrusted ones first) is O(1) without a true LRU.
+ * Besides the map, entries sit on one of two intrusive lists (untrusted, trusted), oldest first; a peer that
+ * shows activity moves to the young end at most once a second. When the table is full the oldest untrusted entry
+ * goes first, so a flood of spoofed sources cannot push out the peers that proved themselves. All O(1).
  */
 import type { Millis } from '../core/time.js';
 import { ipv6Key, type Ipv4Port } from '../wire/ip.js';
@@ -41,6 +42,34 @@ export interface Peer {
   queueBytes: number;
   /** When the entry was last moved to the young end of the table. */
   touchedAt: Millis;
+  /** Intrusive list links (PeerList internals). */
+  prev: Peer | undefined;
+  next: Peer | undefined;
+  list: PeerChain | undefined;
+}
+
+/** A doubly linked list of peers, oldest at the head. */
+class PeerChain {
+  head: Peer | undefined;
+  tail: Peer | undefined;
+
+  append(p: Peer): void {
+    p.list = this;
+    p.prev = this.tail;
+    p.next = undefined;
+    if (this.tail) this.tail.next = p;
+    else this.head = p;
+    this.tail = p;
+  }
+
+  unlink(p: Peer): void {
+    if (p.prev) p.prev.next = p.next;
+    else this.head = p.next;
+    if (p.next) p.next.prev = p.prev;
+    else this.tail = p.prev;
+    p.prev = p.next = undefined;
+    p.list = undefined;
+  }
 }
 
 export interface PeerListLimits {
@@ -64,6 +93,8 @@ export type EnqueueResult = 'queued' | 'peer-queue-full' | 'global-queue-full';
 
 export class PeerList {
   private readonly peers = new Map<string, Peer>();
+  private readonly untrustedChain = new PeerChain();
+  private readonly trustedChain = new PeerChain();
   private totalQueued = 0;
   /** Packets dropped because their peer was evicted or expired with them still queued. */
   droppedQueued = 0;
@@ -116,17 +147,22 @@ export class PeerList {
       inbound: [],
       queueBytes: 0,
       touchedAt: now,
+      prev: undefined,
+      next: undefined,
+      list: undefined,
     };
     this.peers.set(key, peer);
+    this.untrustedChain.append(peer);
     return peer;
   }
 
-  /** Keeps an active peer away from eviction. */
+  /** Keeps an active peer away from eviction, and files it by trust. */
   touch(peer: Peer, now: Millis): void {
-    if (now - peer.touchedAt < 1000) return;
+    const chain = peer.trusted ? this.trustedChain : this.untrustedChain;
+    if (peer.list === chain && now - peer.touchedAt < 1000) return;
     peer.touchedAt = now;
-    this.peers.delete(peer.key);
-    this.peers.set(peer.key, peer);
+    peer.list?.unlink(peer);
+    chain.append(peer);
   }
 
   remove(peer: Peer): void {
@@ -136,6 +172,7 @@ export class PeerList {
     peer.queue = [];
     peer.inbound = [];
     peer.queueBytes = 0;
+    peer.list?.unlink(peer);
     this.peers.delete(peer.key);
   }
 
@@ -216,18 +253,9 @@ export class PeerList {
     yield* this.peers.values();
   }
 
-  /** Evicts the oldest untrusted peer among the first few, else the oldest one. */
+  /** Evicts the oldest untrusted peer, else the oldest trusted one. */
   private evictOne(): void {
-    let victim: Peer | undefined;
-    let looked = 0;
-    for (const p of this.peers.values()) {
-      if (!victim) victim = p;
-      if (!p.trusted) {
-        victim = p;
-        break;
-      }
-      if (++looked >= 32) break;
-    }
+    const victim = this.untrustedChain.head ?? this.trustedChain.head;
     if (victim) {
       this.evictions++;
       this.remove(victim);
