@@ -8,6 +8,9 @@ import type { Ipv4Port } from '../wire/ip.js';
 export type Action =
   /** Send a UDP datagram. `local` picks the local address/socket (a server has two); absent means the only one. */
   | { kind: 'udp-send'; local?: Ipv4Port; remote: Ipv4Port; data: Uint8Array }
+  /** Open, or close, another local UDP port (RFC 6081 random ports): datagrams to it reach handleDatagram too. */
+  | { kind: 'udp-open'; local: Ipv4Port }
+  | { kind: 'udp-close'; local: Ipv4Port }
   /** Hand an IPv6 packet up to the local stack (the TUN device). */
   | { kind: 'ipv6-deliver'; packet: Uint8Array }
   /** Send an IPv6 packet out natively (server raw socket, relay's IPv6 side). */

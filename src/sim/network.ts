@@ -474,6 +474,12 @@ export class SimNetwork {
       case 'ipv6-forward':
         this.routeIpv6(host, a.packet.slice());
         return;
+      case 'udp-open':
+        host.listening.add(a.local.port);
+        return;
+      case 'udp-close':
+        if (a.local.port !== host.port) host.listening.delete(a.local.port);
+        return;
       case 'state-changed':
         host.state = a.state;
         host.events.push({ at: this.clock, action: a });

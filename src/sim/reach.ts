@@ -8,7 +8,7 @@ import { SeededRng } from '../core/rng.js';
 import { ActionQueue, type Action, type Endpoint } from '../core/endpoint.js';
 import type { Millis } from '../core/time.js';
 import { TeredoClient } from '../teredo/client.js';
-import { TeredoRelay } from '../teredo/relay.js';
+import { TeredoRelay, TeredoServerRelay } from '../teredo/relay.js';
 import { TeredoServer } from '../teredo/server.js';
 import { buildIcmpv6Packet, parseIcmpv6Packet } from '../wire/icmpv6.js';
 import { formatIpv6, ipv6Equal, parseIpv4, parseIpv6, type Ipv4, type Ipv4Port } from '../wire/ip.js';
@@ -16,7 +16,9 @@ import { natPreset, type NatPresetKind } from './nat.js';
 import { SimNetwork } from './network.js';
 
 export const REACH_CLIENTS = ['fc', 'rc', 'prc', 'prc2', 'sym', 'pub', 'lan1', 'lan2'] as const;
-export type ReachClient = (typeof REACH_CLIENTS)[number];
+/** Two more symmetric NATs for the RFC 6081 §3.3/§3.4 extensions: one that preserves ports, one sequential. */
+export const EXTRA_CLIENTS = ['sympp', 'symseq'] as const;
+export type ReachClient = (typeof REACH_CLIENTS)[number] | (typeof EXTRA_CLIENTS)[number];
 export type ReachNode = ReachClient | 'v6host';
 export const REACH_NODES: readonly ReachNode[] = [...REACH_CLIENTS, 'v6host'];
 
@@ -35,7 +37,7 @@ export const REACH_ADDRESSES = {
 };
 
 interface ClientSpec {
-  nat?: { name: string; kind: NatPresetKind; publicAddr: Ipv4 };
+  nat?: { name: string; kind: NatPresetKind; publicAddr: Ipv4; allocation?: 'preserving' | 'sequential' };
   addr: Ipv4;
   port: number;
 }
@@ -50,6 +52,8 @@ export const REACH_CLIENT_SPECS: Record<ReachClient, ClientSpec> = {
   pub: { addr: v4('203.0.113.49'), port: 50005 },
   lan1: { nat: { name: 'nat-lan', kind: 'port-restricted', publicAddr: v4('203.0.113.97') }, addr: v4('192.168.5.10'), port: 50006 },
   lan2: { nat: { name: 'nat-lan', kind: 'port-restricted', publicAddr: v4('203.0.113.97') }, addr: v4('192.168.5.11'), port: 50006 },
+  sympp: { nat: { name: 'nat-sympp', kind: 'symmetric', publicAddr: v4('203.0.113.113'), allocation: 'preserving' }, addr: v4('192.168.7.10'), port: 50007 },
+  symseq: { nat: { name: 'nat-symseq', kind: 'symmetric', publicAddr: v4('203.0.113.129'), allocation: 'sequential' }, addr: v4('192.168.8.10'), port: 50008 },
 };
 
 /** A native IPv6 host: packets to its address are received; anything else it is handed is its own, sent out. */
@@ -90,10 +94,69 @@ export function echoReplyFor(packet: Uint8Array, own: Uint8Array): Uint8Array | 
   return buildIcmpv6Packet(own, p.value.src, { type: 'echo-reply', identifier: m.identifier, sequence: m.sequence, data: m.data });
 }
 
+/**
+ * A dual-stack host acting as its own Teredo relay (the white paper's host-specific relay): its IPv6 stack answers
+ * pings; whatever it sends to a Teredo address goes straight over IPv4 through its relay core in host mode.
+ */
+export class HostSpecificRelayHost implements Endpoint {
+  private readonly actions = new ActionQueue();
+  readonly received: { at: Millis; packet: Uint8Array }[] = [];
+
+  constructor(
+    readonly address: Uint8Array,
+    readonly relay: TeredoRelay,
+  ) {}
+
+  handleDatagram(now: Millis, from: Ipv4Port, to: Ipv4Port, data: Uint8Array): void {
+    this.relay.handleDatagram(now, from, to, data);
+    this.collect(now);
+  }
+
+  /** From the IPv6 network (packets for this host) or from the host's own applications (packets to send). */
+  handleIpv6(now: Millis, packet: Uint8Array): void {
+    if (packet.length >= 40 && ipv6Equal(packet.subarray(24, 40), this.address)) this.stack(now, packet);
+    else this.send(now, packet);
+    this.collect(now);
+  }
+
+  handleTimeout(now: Millis): void {
+    this.relay.handleTimeout(now);
+    this.collect(now);
+  }
+
+  pollTimeout(): Millis | undefined {
+    return this.relay.pollTimeout();
+  }
+
+  poll(): Action | undefined {
+    return this.actions.poll();
+  }
+
+  private stack(now: Millis, packet: Uint8Array): void {
+    this.received.push({ at: now, packet: packet.slice() });
+    const reply = echoReplyFor(packet, this.address);
+    if (reply) this.send(now, reply);
+  }
+
+  private send(now: Millis, packet: Uint8Array): void {
+    // 2001::/32 is on the host's own Teredo interface; the rest goes out natively.
+    if (packet.length >= 40 && packet[24] === 0x20 && packet[25] === 0x01 && packet[26] === 0 && packet[27] === 0) this.relay.handleIpv6(now, packet);
+    else this.actions.push({ kind: 'ipv6-forward', packet: packet.slice() });
+  }
+
+  private collect(now: Millis): void {
+    for (let a = this.relay.poll(); a; a = this.relay.poll()) {
+      if (a.kind === 'ipv6-deliver') this.stack(now, a.packet);
+      else this.actions.push(a);
+    }
+  }
+}
+
 export interface ReachNetwork {
   net: SimNetwork;
   server: TeredoServer;
   relay: TeredoRelay;
+  hsr: HostSpecificRelayHost | undefined;
   v6host: NativeHost;
   clients: Map<ReachClient, TeredoClient>;
   /** Echo replies each node's stack received, by node. */
@@ -107,7 +170,13 @@ export interface ReachOptions {
   clients?: readonly ReachClient[];
   /** Client options, e.g. to turn an RFC 6081 extension off. */
   clientOptions?: Partial<ConstructorParameters<typeof TeredoClient>[0]>;
+  /** The server is also the relay for 2001::/32 (RFC 4380 §5.4.3). */
+  serverRelay?: boolean;
+  /** Add `hsr`, a dual-stack host (198.51.100.40, 2001:db8:2::40) that is its own Teredo relay. */
+  hostSpecificRelay?: boolean;
 }
+
+export const HSR_ADDRESSES = { ipv4: v4('198.51.100.40'), ipv6: v6('2001:db8:2::40'), port: 3545 };
 
 export function buildReachNetwork(opts: ReachOptions = {}): ReachNetwork {
   const seed = opts.seed ?? 4380;
@@ -115,20 +184,33 @@ export function buildReachNetwork(opts: ReachOptions = {}): ReachNetwork {
   const net = new SimNetwork(seed);
   const rng = new SeededRng(seed ^ 0x5eed);
   const server = new TeredoServer({ primary: A.serverPrimary, secondary: A.serverSecondary, probePort: 3546 });
-  net.addHost('server', { addrs: [A.serverPrimary, A.serverSecondary], endpoint: server, port: 3544, localPorts: [3546] });
   const relay = new TeredoRelay({ local: A.relay }, rng.fork());
+  if (opts.serverRelay) {
+    const both = new TeredoServerRelay(server, new TeredoRelay({ local: { addr: A.serverPrimary, port: 3544 } }, rng.fork()));
+    net.addHost('server', { addrs: [A.serverPrimary, A.serverSecondary], endpoint: both, port: 3544, localPorts: [3546] });
+  } else {
+    net.addHost('server', { addrs: [A.serverPrimary, A.serverSecondary], endpoint: server, port: 3544, localPorts: [3546] });
+  }
   net.addHost('relay', { addr: A.relay.addr, endpoint: relay, port: A.relay.port });
   const v6host = new NativeHost(A.v6host);
   net.addHost('v6host', { addr: v4('198.51.100.200'), endpoint: v6host, port: 9 });
-  net.addIpv6Route(v6('2001::'), 32, 'relay');
+  net.addIpv6Route(v6('2001::'), 32, opts.serverRelay ? 'server' : 'relay');
   net.addIpv6Route(v6('2001:db8:1::'), 64, 'v6host');
+  let hsr: HostSpecificRelayHost | undefined;
+  if (opts.hostSpecificRelay) {
+    hsr = new HostSpecificRelayHost(HSR_ADDRESSES.ipv6, new TeredoRelay({ mode: 'host', hostAddresses: [HSR_ADDRESSES.ipv6] }, rng.fork()));
+    net.addHost('hsr', { addr: HSR_ADDRESSES.ipv4, endpoint: hsr, port: HSR_ADDRESSES.port });
+    net.addIpv6Route(v6('2001:db8:2::'), 64, 'hsr');
+  }
   const replies = new Map<ReachNode, { at: Millis; seq: number }[]>();
-  for (const n of REACH_NODES) replies.set(n, []);
+  for (const n of [...REACH_NODES, ...EXTRA_CLIENTS]) replies.set(n, []);
   const clients = new Map<ReachClient, TeredoClient>();
   const wanted = opts.clients ?? REACH_CLIENTS;
   for (const name of wanted) {
     const spec = REACH_CLIENT_SPECS[name];
-    if (spec.nat && !hasNat(net, spec.nat.name)) net.addNat(spec.nat.name, natPreset(spec.nat.kind, spec.nat.publicAddr, { rng: net.forkRng() }));
+    if (spec.nat && !hasNat(net, spec.nat.name)) {
+      net.addNat(spec.nat.name, natPreset(spec.nat.kind, spec.nat.publicAddr, { rng: net.forkRng(), ...(spec.nat.allocation ? { allocation: spec.nat.allocation } : {}) }));
+    }
     const local: Ipv4Port = { addr: spec.addr, port: spec.port };
     const client = new TeredoClient({ server: A.serverPrimary, server2: A.serverSecondary, probePort: 3546, local, ...opts.clientOptions }, rng.fork());
     clients.set(name, client);
@@ -160,6 +242,7 @@ export function buildReachNetwork(opts: ReachOptions = {}): ReachNetwork {
     net,
     server,
     relay,
+    hsr,
     v6host,
     clients,
     replies,

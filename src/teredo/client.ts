@@ -89,7 +89,6 @@ export type ClientDrop =
   | 'not-qualified'
   | 'trailer-discard'
   | 'not-for-us'
-  | 'server-packet-without-origin'
   | 'unverified-teredo-source'
   | 'unknown-source-bubble'
   | 'discovery-bubble-invalid'
@@ -215,6 +214,10 @@ export class TeredoClient implements Endpoint {
   private readonly peerDeadlines = new EventHeap<Peer>();
   /** Packets from the tunnel while qualifying: sent once qualified. */
   private preQueue: Uint8Array[] = [];
+  /** RFC 6081 §5.5: Echo Test router solicitations in flight, by nonce. */
+  private readonly echoTests = new Map<string, { peer: Peer; which: 1 | 2 }>();
+  /** Random local ports open for peers (RFC 6081 §5.4, §5.5). */
+  private readonly randomPorts = new Set<number>();
 
   constructor(
     private readonly config: TeredoClientConfig,
@@ -229,6 +232,7 @@ export class TeredoClient implements Endpoint {
     this.rsAttempts = config.rsAttempts ?? RS_ATTEMPTS;
     this.offlineRetry = config.offlineRetryMs ?? this.rsTimeout;
     this.peers = new PeerList({ ...DEFAULT_PEER_LIMITS, ...config.limits });
+    this.peers.onRemove = (peer) => this.releaseRandomPort(peer);
     if (config.onDemand) {
       this.state = 'dormant';
       this.reason = 'waiting for traffic';
@@ -277,11 +281,13 @@ export class TeredoClient implements Endpoint {
       this.drops.inc('not-for-us');
       return;
     }
-    if (fromServer) {
+    // What the server forwards carries an origin indication; without one, a packet from the server's address
+    // comes from the relay that runs beside it (RFC 4380 §5.4.3) and follows the peer rules.
+    if (fromServer && packet.origin) {
       this.onFromServer(now, packet.origin, ipv6, bubble, tr.value);
       return;
     }
-    this.onFromPeer(now, from, ipv6, bubble, tr.value);
+    this.onFromPeer(now, from, to, ipv6, bubble, tr.value);
   }
 
   handleIpv6(now: Millis, packet: Uint8Array): void {
@@ -377,12 +383,8 @@ export class TeredoClient implements Endpoint {
   // Reception (RFC 4380 §5.2.3, RFC 6081 §5.2.4)
 
   /** From our server: forwarded bubbles carry the origin indication of the peer that sent them. */
-  private onFromServer(now: Millis, origin: Ipv4Port | undefined, ipv6: Ipv6Packet, bubble: boolean, tr: Trailers): void {
+  private onFromServer(now: Millis, origin: Ipv4Port, ipv6: Ipv6Packet, bubble: boolean, tr: Trailers): void {
     const h = ipv6.header;
-    if (!origin) {
-      this.drops.inc('server-packet-without-origin');
-      return;
-    }
     if (!bubble) {
       // ICMPv6 the server relayed (§5.3.1 lets it carry nothing else): generous in what we accept.
       this.deliver(ipv6.packet);
@@ -396,6 +398,13 @@ export class TeredoClient implements Endpoint {
     const peer = this.peers.get(h.src) ?? this.peers.create(h.src, now);
     // RFC 6081 §5.2.4.3: remember the nonce of the last indirect bubble (or forget it when there is none).
     peer.nonceReceived = echoNonce;
+    if (tr.randomPort !== undefined && tr.randomPort !== 0 && this.config.symmetricNatSupport !== false) {
+      // RFC 6081 §5.4.4.4: the peer's random port; a new one replaces it only after 30 s without traffic.
+      const quiet = now - Math.max(peer.lastRx, peer.lastTx) > PEER_VALIDITY_MS;
+      if (peer.peerRandomPort === 0 || (peer.peerRandomPort !== tr.randomPort && quiet)) peer.peerRandomPort = tr.randomPort;
+      // Its NAT opened a mapping on that port towards us: answer there (§5.4.4.3).
+      this.sendDirectBubble({ addr: origin.addr, port: peer.peerRandomPort }, h.src, echoNonce, false, peer.randomPort, peer.advertisedPort);
+    }
     const sameNat = this.mapping !== undefined && decodeTeredoAddress(h.src)?.mappedAddr === this.mapping.addr;
     if (sameNat && tr.alternateAddresses && tr.alternateAddresses.length > 0) {
       // RFC 6081 §3.5: a peer behind our NAT told us its local endpoints; they may be reachable directly. Only
@@ -411,17 +420,19 @@ export class TeredoClient implements Endpoint {
     if (!peer.trusted) {
       // RFC 6081 §3.1, second case: a peer behind a symmetric NAT cannot receive our direct bubble at the address
       // in its Teredo address; an indirect bubble of ours lets it answer from the mapping it really uses.
-      if (this.peers.takeBubble(peer, now)) this.sendIndirectBubble(peer);
+      if (this.peers.takeBubble(peer, now)) this.sendIndirectBubble(peer, now);
     }
   }
 
-  private onFromPeer(now: Millis, from: Ipv4Port, ipv6: Ipv6Packet, bubble: boolean, tr: Trailers): void {
+  private onFromPeer(now: Millis, from: Ipv4Port, to: Ipv4Port, ipv6: Ipv6Packet, bubble: boolean, tr: Trailers): void {
     const h = ipv6.header;
     let peer = this.peers.get(h.src);
     // Case 1: a trusted peer, from where we know it.
-    if (peer && peer.trusted && ((peer.mapped && sameIpv4Port(peer.mapped, from)) || (peer.local && sameIpv4Port(peer.local, from)))) {
+    if (peer && peer.trusted && ((peer.local && sameIpv4Port(peer.local, from)) || peer.verified.some((v) => sameIpv4Port(v, from)))) {
       this.heard(peer, now);
       if (!bubble) this.deliver(ipv6.packet);
+      // RFC 6081 §3.6 (server load reduction): a direct bubble that solicits an answer gets one, directly.
+      else if (tr.ndOption === 0) this.sendDirectBubble(from, h.src, undefined, false, peer.sendFrom, 0, 1);
       return;
     }
     // Case 2: the answer to our direct IPv6 connectivity test (§5.2.9): the nonce proves it.
@@ -437,14 +448,20 @@ export class TeredoClient implements Endpoint {
       const nonceOk = bubble && peer?.nonceSent !== undefined && tr.nonce !== undefined && bytesEqual(tr.nonce, peer.nonceSent);
       // Case 5: a local peer (§5.2.8) from its local endpoint; RFC 6081 §3.5: from an alternate it told us.
       const localOk = peer !== undefined && ((peer.local !== undefined && sameIpv4Port(peer.local, from)) || peer.alternates.some((a) => sameIpv4Port(a, from)));
-      if (matches || nonceOk || localOk) {
+      // RFC 6081 §5.4.4.5: on the random port we opened for this peer (only it was told of that port) ...
+      const onRandomPort = peer !== undefined && peer.randomPort !== 0 && to.port === peer.randomPort;
+      // ... or from the random port it told us of, at the address its Teredo address names.
+      const fromPeerRandom = peer !== undefined && peer.peerRandomPort !== 0 && from.addr === teredo.mappedAddr && from.port === peer.peerRandomPort;
+      if (matches || nonceOk || localOk || onRandomPort || fromPeerRandom) {
         peer ??= this.peers.create(h.src, now);
         if (localOk && !matches) peer.local = from;
         const wasTrusted = peer.trusted;
+        // The random port stays open while the entry lives: the peer may have learned either way to us.
+        if (onRandomPort) peer.sendFrom = peer.randomPort;
         this.trust(peer, from, now);
-        // RFC 6081 §3.1: the peer answered from a mapping its address does not name; a bubble back there lets it
-        // see us from the mapping ours names, and trust us in turn.
-        if (nonceOk && !matches && !wasTrusted) this.sendDirectBubble(from, h.src, undefined);
+        // RFC 6081 §3.1: the peer reached us from a mapping its address does not name (or on a random port); a
+        // bubble back the same way lets it see us where it expects us, and trust us in turn.
+        if ((!matches || onRandomPort) && !localOk && !wasTrusted) this.sendDirectBubble(from, h.src, undefined, false, peer.sendFrom);
         if (!bubble) this.deliver(ipv6.packet);
         return;
       }
@@ -512,13 +529,19 @@ export class TeredoClient implements Endpoint {
   /** The peer is now reachable at `from`: send what waited for it, deliver what it sent while unverified. */
   private trust(peer: Peer, from: Ipv4Port, now: Millis): void {
     if (!peer.trusted) this.events.inc('peers-trusted');
+    // The first proven endpoint is where we send; later ones (another mapping of a symmetric NAT) are accepted too.
+    if (!peer.verified.some((v) => sameIpv4Port(v, from))) {
+      if (peer.verified.length >= 4) peer.verified.shift();
+      peer.verified.push(from);
+    }
+    const stale = now - peer.lastRx >= PEER_VALIDITY_MS;
+    if (!(peer.local && sameIpv4Port(peer.local, from)) && (!peer.trusted || !peer.mapped || stale)) peer.mapped = from;
     peer.trusted = true;
-    if (!(peer.local && sameIpv4Port(peer.local, from))) peer.mapped = from;
     peer.echoNonce = undefined;
     peer.nextAttemptAt = undefined;
     this.heard(peer, now);
     const { out, inbound } = this.peers.drain(peer);
-    for (const packet of out) this.sendTo(from, packet);
+    for (const packet of out) this.sendTo(from, packet, peer.sendFrom);
     peer.lastTx = now;
     for (const q of inbound) {
       // Miredo's rule too: only packets that came through the endpoint the test vouched for.
@@ -536,7 +559,7 @@ export class TeredoClient implements Endpoint {
     if (peer && peer.trusted) {
       const target = peer.local && now < peer.localUntil ? peer.local : peer.mapped;
       if (target) {
-        this.sendTo(target, packet);
+        this.sendTo(target, packet, target === peer.local ? 0 : peer.sendFrom);
         peer.lastTx = now;
         // A peer silent for 30 s may have lost its NAT mapping: solicit an answer, keep sending (RFC 6081 §3.6).
         if (now - peer.lastRx >= PEER_VALIDITY_MS && peer.nextAttemptAt === undefined) this.refreshPeer(peer, now);
@@ -577,7 +600,11 @@ export class TeredoClient implements Endpoint {
         // and an indirect one through the peer's server to make it answer.
         this.sendDirectBubble({ addr: t.mappedAddr, port: t.mappedPort }, peer.addr, peer.nonceReceived);
         for (const alt of peer.alternates) this.sendDirectBubble(alt, peer.addr, peer.nonceReceived);
-        this.sendIndirectBubble(peer);
+        this.sendIndirectBubble(peer, now);
+        // RFC 6081 §5.4.4.3: from our random port too (our symmetric NAT maps it for this peer only), and to the
+        // peer's random port when it told us one.
+        if (peer.randomPort !== 0 && !peer.echoTest) this.sendDirectBubble({ addr: t.mappedAddr, port: t.mappedPort }, peer.addr, peer.nonceReceived, false, peer.randomPort, peer.advertisedPort);
+        if (peer.peerRandomPort !== 0) this.sendDirectBubble({ addr: t.mappedAddr, port: peer.peerRandomPort }, peer.addr, peer.nonceReceived, false, peer.randomPort, peer.advertisedPort);
       }
     } else {
       this.sendConnectivityTest(peer);
@@ -631,18 +658,113 @@ export class TeredoClient implements Endpoint {
     this.actions.push({ kind: 'udp-send', remote: this.server, data: encodeTeredoPacket({ ipv6: echo }) });
   }
 
-  private sendDirectBubble(to: Ipv4Port, peerAddr: Uint8Array, nonce: Uint8Array | undefined, solicit = false): void {
+  private sendDirectBubble(to: Ipv4Port, peerAddr: Uint8Array, nonce: Uint8Array | undefined, solicit = false, fromPort = 0, randomPort = 0, ndOption?: number): void {
     const trailers: Trailers = {};
     if (nonce) trailers.nonce = nonce;
     if (solicit) trailers.ndOption = 0;
+    else if (ndOption !== undefined) trailers.ndOption = ndOption;
+    if (randomPort !== 0) trailers.randomPort = randomPort;
     this.events.inc('direct-bubbles-sent');
-    this.actions.push({ kind: 'udp-send', remote: to, data: bubbleDatagram(this.address!, peerAddr, trailers) });
+    this.actions.push({ kind: 'udp-send', ...this.localFor(fromPort), remote: to, data: bubbleDatagram(this.address!, peerAddr, trailers) });
   }
 
-  private sendIndirectBubble(peer: Peer): void {
+  /** The `local` of a udp-send: the service port unless a random port is named. */
+  private localFor(port: number): { local?: Ipv4Port } {
+    return port !== 0 && this.config.local ? { local: { addr: this.config.local.addr, port } } : {};
+  }
+
+  /** RFC 6081 §5.4.4.2, §5.5.4.1: a random local port for a peer, listened on until the peer is reached. */
+  private openRandomPort(): number {
+    for (;;) {
+      const port = 1024 + randomBelow(this.rng, 65536 - 1024);
+      if (port !== this.config.local?.port && port !== TEREDO_PORT && !this.randomPorts.has(port)) {
+        this.randomPorts.add(port);
+        if (this.config.local) this.actions.push({ kind: 'udp-open', local: { addr: this.config.local.addr, port } });
+        return port;
+      }
+    }
+  }
+
+  /** Closes the peer's random port (when its entry leaves the table). */
+  private releaseRandomPort(peer: Peer): void {
+    if (peer.echoTest) {
+      this.echoTests.delete(peer.echoTest.nonce1);
+      this.echoTests.delete(peer.echoTest.nonce2);
+      peer.echoTest = undefined;
+    }
+    if (peer.randomPort === 0) return;
+    this.randomPorts.delete(peer.randomPort);
+    if (this.config.local) this.actions.push({ kind: 'udp-close', local: { addr: this.config.local.addr, port: peer.randomPort } });
+    peer.randomPort = 0;
+    peer.advertisedPort = 0;
+  }
+
+  /**
+   * RFC 6081 §5.5.4.1.1: from the random port, an RS to the server, a direct bubble to the peer, an RS to the
+   * secondary address. A sequential NAT gives the bubble the port between the two the RAs report.
+   */
+  private startEchoTest(peer: Peer, now: Millis): void {
+    const t = decodeTeredoAddress(peer.addr)!;
+    const retries = (peer.echoTest?.retries ?? 0) + 1;
+    if (peer.echoTest) {
+      this.echoTests.delete(peer.echoTest.nonce1);
+      this.echoTests.delete(peer.echoTest.nonce2);
+    }
+    const n1 = randomBytes(this.rng, NONCE_LENGTH);
+    const n2 = randomBytes(this.rng, NONCE_LENGTH);
+    peer.echoTest = { nonce1: hexOf(n1), nonce2: hexOf(n2), lower: 0, upper: 0, retries };
+    this.echoTests.set(peer.echoTest.nonce1, { peer, which: 1 });
+    this.echoTests.set(peer.echoTest.nonce2, { peer, which: 2 });
+    const rs = buildIcmpv6Packet(CLIENT_RS_SOURCE, ALL_ROUTERS, { type: 'router-solicitation', options: [] });
+    const auth = (nonce: Uint8Array) => ({ clientId: new Uint8Array(0), authValue: new Uint8Array(0), nonce, confirmation: 0 });
+    const local = this.localFor(peer.randomPort);
+    this.events.inc('router-solicitations', 2);
+    this.actions.push({ kind: 'udp-send', ...local, remote: this.server, data: encodeTeredoPacket({ auth: auth(n1), ipv6: rs }) });
+    this.sendDirectBubble({ addr: t.mappedAddr, port: t.mappedPort }, peer.addr, peer.nonceReceived, false, peer.randomPort);
+    this.actions.push({ kind: 'udp-send', ...local, remote: { addr: this.server2, port: this.server.port }, data: encodeTeredoPacket({ auth: auth(n2), ipv6: rs }) });
+    void now;
+  }
+
+  private onEchoTestAnswer(now: Millis, peer: Peer, which: 1 | 2, port: number): void {
+    const test = peer.echoTest;
+    if (!test) return;
+    if (which === 1 && test.lower === 0) test.lower = port;
+    if (which === 2 && test.upper === 0) test.upper = port;
+    if (test.lower === 0 || test.upper === 0) return;
+    // RFC 6081 §5.5.4.4 writes "(EchoTestUpperPort + EchoTestUpperPort)/2"; its §6.4 example (1200, 1202 -> 1201)
+    // shows the midpoint was meant.
+    peer.advertisedPort = Math.floor((test.lower + test.upper) / 2);
+    this.echoTests.delete(test.nonce1);
+    this.echoTests.delete(test.nonce2);
+    peer.echoTest = undefined;
+    this.sendIndirectBubble(peer, now);
+  }
+
+  private sendIndirectBubble(peer: Peer, now: Millis): void {
     const t = decodeTeredoAddress(peer.addr);
     if (!t || !isGlobalIpv4(t.server)) return;
+    if (this.config.symmetricNatSupport !== false && this.natType === 'symmetric' && !peer.trusted && this.config.local) {
+      const portPreserving = this.mapping !== undefined && this.mapping.port === this.config.local.port;
+      if (peer.randomPort === 0) {
+        peer.randomPort = this.openRandomPort();
+        if (portPreserving) {
+          // RFC 6081 §5.4.4.2: a port-preserving NAT will map the random port to itself. A bubble from it to the
+          // peer first, so that our NAT holds that mapping, open for the peer, before the peer learns the port.
+          peer.advertisedPort = peer.randomPort;
+          this.sendDirectBubble({ addr: t.mappedAddr, port: t.mappedPort }, peer.addr, peer.nonceReceived, false, peer.randomPort, peer.advertisedPort);
+        } else {
+          // RFC 6081 §5.5.4.1: predict the port first; the indirect bubble goes once the Echo Test answers.
+          this.startEchoTest(peer, now);
+          return;
+        }
+      } else if (peer.echoTest && peer.advertisedPort === 0 && peer.echoTest.retries < 2) {
+        // §5.5.2.2: the first Echo Test got no answers in time: one more try.
+        this.startEchoTest(peer, now);
+        return;
+      }
+    }
     const trailers: Trailers = {};
+    if (peer.advertisedPort !== 0) trailers.randomPort = peer.advertisedPort;
     if (this.config.symmetricNatSupport !== false) {
       // RFC 6081 §5.2.4.1: a fresh 4-byte nonce in every indirect bubble.
       peer.nonceSent = randomBytes(this.rng, 4);
@@ -664,9 +786,9 @@ export class TeredoClient implements Endpoint {
     this.actions.push({ kind: 'udp-send', remote: { addr: TEREDO_DISCOVERY_ADDRESS, port: TEREDO_PORT }, data: encodeTeredoPacket({ ipv6: bubble }) });
   }
 
-  private sendTo(to: Ipv4Port, packet: Uint8Array): void {
+  private sendTo(to: Ipv4Port, packet: Uint8Array, fromPort = 0): void {
     this.events.inc('packets-sent');
-    this.actions.push({ kind: 'udp-send', remote: to, data: encodeTeredoPacket({ ipv6: packet }) });
+    this.actions.push({ kind: 'udp-send', ...this.localFor(fromPort), remote: to, data: encodeTeredoPacket({ ipv6: packet }) });
   }
 
   private deliver(packet: Uint8Array): void {
@@ -893,6 +1015,11 @@ export class TeredoClient implements Endpoint {
     }
     const p = this.maint && bytesEqual(nonce, this.maint.nonce) ? this.maint : this.probe && bytesEqual(nonce, this.probe.nonce) ? this.probe : undefined;
     if (!p) {
+      const test = this.echoTests.get(hexOf(nonce));
+      if (test && origin && (from.addr === this.server.addr || from.addr === this.server2) && from.port === this.server.port) {
+        this.onEchoTestAnswer(now, test.peer, test.which, origin.port);
+        return;
+      }
       this.drops.inc('ra-nonce-mismatch');
       return;
     }
@@ -1083,6 +1210,12 @@ export class TeredoClient implements Endpoint {
     const local = this.config.local;
     return local !== undefined && local.addr === mapping.addr && local.port === mapping.port;
   }
+}
+
+function hexOf(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += (b[i]! < 16 ? '0' : '') + b[i]!.toString(16);
+  return s;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

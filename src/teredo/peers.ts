@@ -20,6 +20,8 @@ export interface Peer {
   localUntil: Millis;
   /** Other endpoints worth bubbling (RFC 6081 alternate address trailer). */
   alternates: Ipv4Port[];
+  /** Every endpoint the peer proved itself from (a symmetric-NAT peer may have several): packets from any count. */
+  verified: Ipv4Port[];
   lastRx: Millis;
   lastTx: Millis;
   /** RFC 4380 §5.2.6: bubbles sent in the current 300 s window without a direct answer. */
@@ -42,6 +44,14 @@ export interface Peer {
   queueBytes: number;
   /** When the entry was last moved to the young end of the table. */
   touchedAt: Millis;
+  /** RFC 6081 §5.4/§5.5: our random local port for this peer, the external port we tell it, its random port. */
+  randomPort: number;
+  advertisedPort: number;
+  peerRandomPort: number;
+  /** The local port packets to this peer leave from (0: the service port). */
+  sendFrom: number;
+  /** RFC 6081 §5.5.1: the Echo Test predicting the sequential NAT's port for this peer. */
+  echoTest: { nonce1: string; nonce2: string; lower: number; upper: number; retries: number } | undefined;
   /** Intrusive list links (PeerList internals). */
   prev: Peer | undefined;
   next: Peer | undefined;
@@ -100,6 +110,9 @@ export class PeerList {
   droppedQueued = 0;
   evictions = 0;
 
+  /** Called for every entry that leaves the table (evicted, expired or removed), so its owner can tidy up. */
+  onRemove: ((peer: Peer) => void) | undefined;
+
   constructor(readonly limits: PeerListLimits = DEFAULT_PEER_LIMITS) {}
 
   get size(): number {
@@ -131,6 +144,7 @@ export class PeerList {
       local: undefined,
       localUntil: -Infinity,
       alternates: [],
+      verified: [],
       lastRx: now - PEER_VALIDITY_MS,
       lastTx: now - PEER_VALIDITY_MS,
       bubbleCount: 0,
@@ -147,6 +161,11 @@ export class PeerList {
       inbound: [],
       queueBytes: 0,
       touchedAt: now,
+      randomPort: 0,
+      advertisedPort: 0,
+      peerRandomPort: 0,
+      sendFrom: 0,
+      echoTest: undefined,
       prev: undefined,
       next: undefined,
       list: undefined,
@@ -174,6 +193,7 @@ export class PeerList {
     peer.queueBytes = 0;
     peer.list?.unlink(peer);
     this.peers.delete(peer.key);
+    this.onRemove?.(peer);
   }
 
   /** Queues a copy of an outbound packet, FIFO (Miredo flushes LIFO, reference study §8.3). */

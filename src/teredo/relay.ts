@@ -23,7 +23,7 @@ import { decodeTeredoAddress, encodeTeredoPacket, isTeredoAddress, TEREDO_PORT }
 import { parseTrailers, type Trailers } from '../wire/trailers.js';
 import { addressUnreachable, bubbleDatagram } from './packets.js';
 import { DEFAULT_PEER_LIMITS, PEER_VALIDITY_MS, PeerList, type Peer, type PeerListLimits } from './peers.js';
-import { parseTeredoPacketChecked, type TeredoFrameDrop } from './server.js';
+import { parseTeredoPacketChecked, type TeredoFrameDrop, type TeredoServer } from './server.js';
 
 export interface TeredoRelayConfig {
   /**
@@ -255,6 +255,20 @@ export class TeredoRelay implements Endpoint {
     this.fromClient(ipv6);
   }
 
+  /**
+   * Whether a datagram belongs to the relay's exchanges (for a server that is also a relay): its source is a
+   * client in our table and it is a bubble to our hash for it, or a packet towards native IPv6.
+   */
+  claims(data: Uint8Array): boolean {
+    const checked = parseTeredoPacketChecked(data);
+    if (!checked.ok || checked.packet.auth || checked.packet.origin) return false;
+    const h = checked.ipv6.header;
+    const peer = this.peers.get(h.src);
+    if (!peer) return false;
+    if (isBubble(h)) return isLinkLocal(h.dst) && ipv6Equal(h.dst, this.bubbleSourceFor(peer.addr));
+    return isGlobalUnicastIpv6(h.dst) && !isTeredoAddress(h.dst);
+  }
+
   /** A bubble addressed to our hash for this client, or echoing our nonce (RFC 6081 §5.2.4.4). */
   private provesPath(peer: Peer, dst: Uint8Array, tr: Trailers): boolean {
     if (tr.nonce && peer.nonceSent && tr.nonce.length === 4 && tr.nonce.every((b, i) => b === peer.nonceSent![i])) return true;
@@ -321,5 +335,62 @@ export class TeredoRelay implements Endpoint {
 
   poll(): Action | undefined {
     return this.actions.poll();
+  }
+}
+
+/**
+ * A server that is also a relay (RFC 4380 §5.4.3): one socket, two rule sets. A datagram from a client the relay
+ * is exchanging with (a peer in its table, answering its bubble or sending towards native IPv6) follows the
+ * relay rules of §5.4.2; everything else the server rules of §5.3.1. The relay's indirect bubbles to this
+ * server's own clients are handed to the server directly instead of being sent to ourselves.
+ */
+export class TeredoServerRelay implements Endpoint {
+  private readonly actions = new ActionQueue();
+
+  constructor(
+    readonly server: TeredoServer,
+    readonly relay: TeredoRelay,
+  ) {}
+
+  private get primary(): Ipv4Port {
+    return this.server.localEndpoints()[0]!;
+  }
+
+  handleDatagram(now: Millis, from: Ipv4Port, to: Ipv4Port, data: Uint8Array): void {
+    if (sameIpv4Port(to, this.primary) && this.relay.claims(data)) this.relay.handleDatagram(now, from, to, data);
+    else this.server.handleDatagram(now, from, to, data);
+    this.collect(now);
+  }
+
+  handleIpv6(now: Millis, packet: Uint8Array): void {
+    this.relay.handleIpv6(now, packet);
+    this.collect(now);
+  }
+
+  handleTimeout(now: Millis): void {
+    this.relay.handleTimeout(now);
+    this.collect(now);
+  }
+
+  pollTimeout(): Millis | undefined {
+    return this.relay.pollTimeout();
+  }
+
+  poll(): Action | undefined {
+    return this.actions.poll();
+  }
+
+  private collect(now: Millis): void {
+    const self = this.primary;
+    for (let a = this.server.poll(); a; a = this.server.poll()) this.actions.push(a);
+    for (let a = this.relay.poll(); a; a = this.relay.poll()) {
+      if (a.kind === 'udp-send' && sameIpv4Port(a.remote, self)) {
+        // An indirect bubble to one of our own clients: the server part forwards it with the origin indication.
+        this.server.handleDatagram(now, self, self, a.data);
+        for (let b = this.server.poll(); b; b = this.server.poll()) this.actions.push(b);
+        continue;
+      }
+      this.actions.push(a.kind === 'udp-send' ? { ...a, local: self } : a);
+    }
   }
 }

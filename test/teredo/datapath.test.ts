@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildReachNetwork, REACH_ADDRESSES, runReachPair } from '../../src/sim/reach.js';
+import { buildReachNetwork, HSR_ADDRESSES, REACH_ADDRESSES, runReachPair } from '../../src/sim/reach.js';
 import { TeredoClient } from '../../src/teredo/client.js';
 import { TeredoRelay } from '../../src/teredo/relay.js';
 import { TeredoServer } from '../../src/teredo/server.js';
@@ -247,4 +247,83 @@ test('two clients behind one NAT find each other by local discovery and talk ove
   const p = lan2.peerTable().find((x) => ipv6Equal(x.address, lan1.teredoAddress!));
   assert.ok(p && p.local && p.local.addr === v4('192.168.5.10'));
   assert.equal(decodeTeredoAddress(lan1.teredoAddress!)!.mappedAddr, decodeTeredoAddress(lan2.teredoAddress!)!.mappedAddr);
+});
+
+test('RFC 6081 §3.3/§3.4: port-preserving and sequential symmetric NATs reach port-restricted ones, both ways', () => {
+  const clients = ['fc', 'prc', 'sympp', 'symseq'] as const;
+  for (const [from, to] of [
+    ['sympp', 'prc'],
+    ['prc', 'sympp'],
+    ['symseq', 'prc'],
+    ['prc', 'symseq'],
+    ['fc', 'symseq'],
+  ] as const) {
+    const r = runReachPair(from, to, { clients });
+    assert.ok(r.ok, `${from} -> ${to}`);
+    assert.equal(r.path, 'direct');
+    assert.ok(r.firstAnswered);
+  }
+  // The random-port symmetric NAT (Linux --random-fully) still cannot meet a port-restricted one.
+  assert.equal(runReachPair('sym', 'prc', { clients: ['prc', 'sym'] }).ok, false);
+});
+
+test('the sequential-NAT client predicts its port with the Echo Test: an RS, a bubble and an RS from one random port', () => {
+  const r = runReachPair('symseq', 'prc', { clients: ['prc', 'symseq'] });
+  const rs = r.network.net.trace.filter((e) => e.kind === 'udp' && e.segment === 'lan:nat-symseq' && e.src.port !== 50008 && e.dst.port === 3544);
+  assert.ok(rs.length >= 2, 'two RSs from the random port');
+  const ports = new Set(rs.map((e) => (e.kind === 'udp' ? e.src.port : 0)));
+  assert.equal(ports.size, 1);
+});
+
+test('a host-specific relay: a dual-stack host answers Teredo clients directly over IPv4, no relay in the path', () => {
+  const n = buildReachNetwork({ clients: ['prc', 'sym'], hostSpecificRelay: true });
+  n.net.runUntil(() => [...n.clients.values()].every((c) => c.status().natDetection === 'done'), 60_000);
+  for (const c of ['prc', 'sym'] as const) {
+    const t0 = n.net.now;
+    n.net.injectIpv6(c, buildIcmpv6Packet(n.addressOf(c)!, HSR_ADDRESSES.ipv6, { type: 'echo-request', identifier: 5, sequence: 1, data: new Uint8Array(8) }));
+    n.net.runFor(3000);
+    assert.equal(n.replies.get(c)!.filter((r) => r.at >= t0).length, 1, c);
+    const peer = n.clients.get(c)!.peerTable().find((p) => ipv6Equal(p.address, HSR_ADDRESSES.ipv6))!;
+    assert.deepEqual(peer.endpoint, { addr: HSR_ADDRESSES.ipv4, port: HSR_ADDRESSES.port });
+  }
+  assert.equal(n.relay.peers.size, 0, 'the 2001::/32 relay was never involved');
+  // And the host starts an exchange itself.
+  const t1 = n.net.now;
+  n.net.injectIpv6('hsr', buildIcmpv6Packet(HSR_ADDRESSES.ipv6, n.addressOf('prc')!, { type: 'echo-request', identifier: 6, sequence: 1, data: new Uint8Array(8) }));
+  n.net.runFor(3000);
+  assert.ok(n.hsr!.received.some((r) => r.at >= t1 && parseIcmpv6Packet(r.packet).ok));
+  // A host-specific relay serves only its own addresses.
+  assert.throws(() => new TeredoRelay({ mode: 'host' }, new SeededRng(1)), /own IPv6 addresses/);
+});
+
+test('a server that is also the relay (RFC 4380 §5.4.3) carries native traffic both ways', () => {
+  for (const [a, b] of [
+    ['prc', 'v6host'],
+    ['v6host', 'prc'],
+    ['sym', 'v6host'],
+  ] as const) {
+    const r = runReachPair(a, b, { serverRelay: true, clients: ['prc', 'sym'] });
+    assert.ok(r.ok, `${a} -> ${b}`);
+    assert.equal(r.network.relay.peers.size, 0, 'the separate relay stayed idle');
+  }
+});
+
+test('RFC 6081 §3.6: a direct bubble that solicits an answer gets one', () => {
+  const client = qualifiedClient();
+  const peerAddr = teredo('203.0.113.77:5555');
+  const from = ep('203.0.113.77:5555');
+  // The peer proves itself first, then solicits.
+  client.handleDatagram(5, from, LOCAL, encodeTeredoPacket({ ipv6: buildBubble(peerAddr, client.teredoAddress!) }));
+  drain(client);
+  const solicit = new Uint8Array(43);
+  solicit.set(buildBubble(peerAddr, client.teredoAddress!), 0);
+  solicit.set([0x04, 0x01, 0x00], 40);
+  client.handleDatagram(6, from, LOCAL, encodeTeredoPacket({ ipv6: solicit }));
+  const out = sends(drain(client));
+  assert.equal(out.length, 1);
+  assert.deepEqual(out[0]!.remote, from);
+  const t = parseTeredoPacket(out[0]!.data);
+  assert.ok(t.ok);
+  const tr = parseTrailers(t.value.ipv6.subarray(40));
+  assert.ok(tr.ok && tr.value.ndOption === 1);
 });
