@@ -1,0 +1,187 @@
+/**
+ * A Linux TUN device (IFF_TUN | IFF_NO_PI) read and written on the event loop: uv_poll tells when the fd is
+ * readable, then one native call drains up to a batch of packets into a reused arena (no per-packet allocation,
+ * no thread-pool hop). Writes are synchronous, one write() per packet: writev and fs streams lose or merge packets
+ * on a TUN fd (shared/reference/dataplane-notes.md).
+ *
+ * The device exists while the fd is open; address, MTU and link state are set by someone else (`ip`, netlink).
+ */
+import { Counters } from '../core/counters.js';
+import { errnoName, loadNative, type NativeBinding, type PollHandle, type TunOpenOptions } from './native.js';
+
+export interface TunDeviceOptions extends TunOpenOptions {
+  /** Bytes per receive slot; packets longer than this are dropped and counted. Default 2048 (65552 with vnetHdr). */
+  slotSize?: number;
+  /** Packets per native read call. Default 64. */
+  batchSize?: number;
+  /** Read calls per readiness wake-up before yielding to the rest of the loop. Default 16. */
+  maxBatchesPerWake?: number;
+}
+
+/**
+ * Receives a batch: packet i is arena.subarray(i * slotSize, i * slotSize + lengths[i]) for i < count. The arena
+ * and lengths are reused for the next batch: copy what you keep.
+ */
+export type TunPacketsCallback = (arena: Uint8Array, lengths: Uint32Array, count: number, slotSize: number) => void;
+
+export interface TunStats {
+  rxPackets: number;
+  rxBatches: number;
+  /** Packets longer than slotSize, dropped. */
+  rxTruncated: number;
+  rxErrors: number;
+  txPackets: number;
+  txBytes: number;
+  /** write() said EAGAIN: the packet was dropped. */
+  txEagain: number;
+  txErrors: number;
+}
+
+export class TunDevice {
+  readonly stats: TunStats = {
+    rxPackets: 0, rxBatches: 0, rxTruncated: 0, rxErrors: 0, txPackets: 0, txBytes: 0, txEagain: 0, txErrors: 0,
+  };
+  /** OS errors by direction and errno name: 'tx:EINVAL', 'rx:EBADFD', 'poll:EBADF'. */
+  readonly errors = new Counters();
+  readonly slotSize: number;
+  readonly batchSize: number;
+
+  private readonly native: NativeBinding;
+  private readonly arena: Uint8Array;
+  private readonly lengths: Uint32Array;
+  private readonly readStats = new Uint32Array(1);
+  private readonly maxBatchesPerWake: number;
+  private poll: PollHandle | undefined;
+  private callback: TunPacketsCallback | undefined;
+  private errorHandler: ((err: Error) => void) | undefined;
+  private closed = false;
+  private refed = true;
+
+  /** Creates (or attaches to) the TUN interface `name`; '' lets the kernel pick tunN. Needs CAP_NET_ADMIN. */
+  static open(name: string, opts: TunDeviceOptions = {}): TunDevice {
+    const native = loadNative();
+    const { fd, name: actual } = native.tunOpen(name, { multiQueue: opts.multiQueue, vnetHdr: opts.vnetHdr });
+    return new TunDevice(native, fd, actual, opts);
+  }
+
+  /** Wraps an fd that is already a configured TUN queue (handed over by a privileged parent, say). */
+  static fromFd(fd: number, name: string, opts: TunDeviceOptions = {}): TunDevice {
+    return new TunDevice(loadNative(), fd, name, opts);
+  }
+
+  private constructor(native: NativeBinding, readonly fd: number, readonly name: string, opts: TunDeviceOptions) {
+    this.native = native;
+    this.slotSize = positiveInt('slotSize', opts.slotSize ?? (opts.vnetHdr ? 65536 + 16 : 2048));
+    this.batchSize = positiveInt('batchSize', opts.batchSize ?? 64);
+    this.maxBatchesPerWake = positiveInt('maxBatchesPerWake', opts.maxBatchesPerWake ?? 16);
+    this.arena = new Uint8Array(this.slotSize * this.batchSize);
+    this.lengths = new Uint32Array(this.batchSize);
+  }
+
+  /** Starts (or redirects) delivery of received packets. */
+  onPackets(callback: TunPacketsCallback): void {
+    this.assertOpen();
+    this.callback = callback;
+    if (this.poll === undefined) {
+      this.poll = this.native.pollStart(this.fd, 'r', (status) => this.onReadable(status));
+      if (!this.refed) this.native.pollRef(this.poll, false);
+    }
+  }
+
+  /** Called when the device fails (e.g. it was deleted): reading has stopped. Without a handler: a warning. */
+  onError(handler: (err: Error) => void): void {
+    this.errorHandler = handler;
+  }
+
+  /** Writes one packet. Never throws for OS errors: false means it was dropped (counted). */
+  write(packet: Uint8Array): boolean {
+    return this.writeAt(packet, 0, packet.length);
+  }
+
+  /** write() of buf[offset, offset+length) without making a subarray. */
+  writeAt(buf: Uint8Array, offset: number, length: number): boolean {
+    const r = this.native.tunWrite(this.fd, buf, offset, length);
+    if (r >= 0) {
+      this.stats.txPackets++;
+      this.stats.txBytes += r;
+      return true;
+    }
+    if (r === -1) this.stats.txEagain++;
+    else {
+      this.stats.txErrors++;
+      this.errors.inc(`tx:${errnoName(-r)}`);
+    }
+    return false;
+  }
+
+  /** Whether the read poll keeps the process alive (default true). */
+  ref(): void {
+    this.refed = true;
+    if (this.poll) this.native.pollRef(this.poll, true);
+  }
+
+  unref(): void {
+    this.refed = false;
+    if (this.poll) this.native.pollRef(this.poll, false);
+  }
+
+  /** Stats and error counters in one flat, sorted record. */
+  counters(): Record<string, number> {
+    return { ...this.stats, ...this.errors.snapshot() };
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Stops reading and closes the fd (the interface disappears unless persistent). Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.poll) this.native.pollStop(this.poll);
+    this.poll = undefined;
+    this.callback = undefined;
+    this.native.close(this.fd);
+  }
+
+  private onReadable(status: number): void {
+    if (this.closed) return;
+    if (status < 0) {
+      // libuv reports POLLERR as EBADF and stops the poll; on a TUN fd it means the device is going away.
+      this.errors.inc(`poll:${errnoName(-status)}`);
+      if (this.poll) this.native.pollStop(this.poll);
+      this.poll = undefined;
+      const err = new Error(`TUN ${this.name}: poll failed (${errnoName(-status)}); reading stopped`);
+      if (this.errorHandler) this.errorHandler(err);
+      else process.emitWarning(err);
+      return;
+    }
+    const { native, fd, arena, slotSize, batchSize, lengths, readStats, stats } = this;
+    for (let b = 0; b < this.maxBatchesPerWake; b++) {
+      const n = native.tunReadBatch(fd, arena, slotSize, batchSize, lengths, readStats);
+      if (readStats[0] !== 0) {
+        stats.rxTruncated += readStats[0]!;
+        readStats[0] = 0;
+      }
+      if (n < 0) {
+        stats.rxErrors++;
+        this.errors.inc(`rx:${errnoName(-n)}`);
+        return;
+      }
+      if (n === 0) return;
+      stats.rxPackets += n;
+      stats.rxBatches++;
+      this.callback?.(arena, lengths, n, slotSize);
+      if (this.closed || n < batchSize) return;
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`TUN ${this.name} is closed`);
+  }
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+  return v;
+}
