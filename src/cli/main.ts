@@ -2,6 +2,7 @@
 import { UsageError, ConfigError } from '../core/errors.js';
 import { addrCommand } from './addr.js';
 import { simCommand } from './sim.js';
+import { teredoCommand } from './teredo.js';
 import { EXIT_FAILURE, EXIT_USAGE, processIo, type CliIo } from './io.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
@@ -9,6 +10,7 @@ type Command = (argv: string[], io: CliIo) => number | Promise<number>;
 const commands: Record<string, { run: Command; summary: string }> = {
   addr: { run: addrCommand, summary: 'decode or encode Teredo, 6to4, ISATAP and other IPv6 addresses' },
   sim: { run: simCommand, summary: 'run Teredo exchanges in the deterministic NAT simulator' },
+  teredo: { run: teredoCommand, summary: 'run a Teredo client, relay or server daemon; show a running one' },
 };
 
 export function usage(): string {

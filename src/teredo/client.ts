@@ -193,6 +193,8 @@ export class TeredoClient implements Endpoint {
   private readonly rsTimeout: number;
   private readonly rsAttempts: number;
   private readonly offlineRetry: number;
+  /** The server's NAT-probe port (transit6 servers offer 3546), or false to skip the port probe. */
+  private readonly probePort: number | false;
 
   private state: ClientState = 'probe';
   private reason = 'starting';
@@ -231,6 +233,7 @@ export class TeredoClient implements Endpoint {
     this.rsTimeout = config.rsTimeoutMs ?? RS_TIMEOUT_MS;
     this.rsAttempts = config.rsAttempts ?? RS_ATTEMPTS;
     this.offlineRetry = config.offlineRetryMs ?? this.rsTimeout;
+    this.probePort = config.probePort ?? 3546;
     this.peers = new PeerList({ ...DEFAULT_PEER_LIMITS, ...config.limits });
     this.peers.onRemove = (peer) => this.releaseRandomPort(peer);
     if (config.onDemand) {
@@ -877,7 +880,7 @@ export class TeredoClient implements Endpoint {
         target = this.server;
         break;
       case 'port':
-        target = { addr: this.server2, port: this.config.probePort as number };
+        target = { addr: this.server2, port: this.probePort as number };
         break;
       case 'symmetric':
         target = { addr: this.server2, port: this.server.port };
@@ -936,7 +939,7 @@ export class TeredoClient implements Endpoint {
     switch (p.phase) {
       case 'cone':
         // No RA from the other address: the NAT filters by remote address (RFC 4380 §5.2.1).
-        this.startProbe(now, this.config.probePort === false ? 'symmetric' : 'port');
+        this.startProbe(now, this.probePort === false ? 'symmetric' : 'port');
         break;
       case 'port':
         this.concludePortProbe(now, p);
@@ -1100,7 +1103,7 @@ export class TeredoClient implements Endpoint {
         // RFC 4380 §5.3.2: the answer to a cone RS comes from "a different IPv4 source address".
         return from.port === this.server.port && from.addr !== this.server.addr;
       case 'port':
-        return from.addr === this.server2 && (from.port === this.server.port || from.port === this.config.probePort);
+        return from.addr === this.server2 && (from.port === this.server.port || from.port === this.probePort);
       case 'symmetric':
         return from.addr === this.server2 && from.port === this.server.port;
     }

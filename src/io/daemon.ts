@@ -1,0 +1,340 @@
+/**
+ * The Teredo daemons: a core, the driver, real sockets and a tunnel, the control socket, a pid file, signals.
+ * Setup happens as root (tunnel, sockets, raw socket, control socket); then the daemon can switch to an
+ * unprivileged user, keeping a small privileged helper for interface changes, as Miredo's privproc does.
+ */
+import { createSocket } from 'node:dgram';
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import type { Rng } from '../core/rng.js';
+import { resolveDaemonConfig, resolveIpv4, resolveServerAddresses, type ClientDaemonConfig, type DaemonConfig, type RelayDaemonConfig, type ServerDaemonConfig } from '../config/daemon.js';
+import { TeredoClient } from '../teredo/client.js';
+import { TeredoRelay } from '../teredo/relay.js';
+import { TeredoServer } from '../teredo/server.js';
+import type { Endpoint } from '../core/endpoint.js';
+import { formatIpv4, formatIpv6, parseIpv4, type Ipv4, type Ipv4Port } from '../wire/ip.js';
+import {
+  clientPeersJson,
+  clientStateJson,
+  clientStatsJson,
+  ControlServer,
+  relayPeersJson,
+  relayStateJson,
+  relayStatsJson,
+  serverStateJson,
+  serverStatsJson,
+} from './control.js';
+import { Driver, type IfaceAction } from './driver.js';
+import { applyIfaceCommand, toIfaceCommand } from './iface.js';
+import { loadNative } from './native.js';
+import { PrivilegedHelper } from './privclient.js';
+import { TunDevice } from './tun.js';
+import { UdpBatchSocket } from './udp.js';
+import { createLogger, type Logger } from './log.js';
+
+/** The OS CSPRNG behind the cores' Rng interface. */
+export class CryptoRng implements Rng {
+  private readonly buf = new Uint32Array(256);
+  private next = 256;
+
+  u32(): number {
+    if (this.next >= this.buf.length) {
+      randomFillSync(this.buf);
+      this.next = 0;
+    }
+    return this.buf[this.next++]!;
+  }
+
+  fill(b: Uint8Array): void {
+    randomFillSync(b);
+  }
+}
+
+export interface DaemonHandle {
+  config: DaemonConfig;
+  stop(reason: string): Promise<void>;
+  driver: Driver;
+}
+
+/** Which local IPv4 address the kernel would use towards `to` (the client's "local mapping" address). */
+function sourceAddressTowards(to: Ipv4): Promise<Ipv4> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.on('error', (e) => {
+      s.close();
+      reject(e);
+    });
+    s.connect(9, formatIpv4(to), () => {
+      const a = parseIpv4(s.address().address);
+      s.close();
+      if (a === undefined) reject(new Error('no local IPv4 address'));
+      else resolve(a);
+    });
+  });
+}
+
+function ipv4Or(addr: string | number): Ipv4 {
+  return typeof addr === 'number' ? addr : parseIpv4(addr)!;
+}
+
+/** Opens the tunnel; without a name the kernel picks tunN, as Miredo does. */
+function openTun(name: string | undefined): TunDevice {
+  return TunDevice.open(name ?? 'tun%d');
+}
+
+export async function startDaemon(role: 'client' | 'relay' | 'server', configFile: string | undefined, flags: Record<string, string | boolean | undefined>, log: Logger = createLogger(role)): Promise<DaemonHandle> {
+  const config = resolveDaemonConfig(role, configFile, flags);
+  for (const w of config.warnings) log.warn(w);
+  const rng = new CryptoRng();
+  const cleanups: (() => void | Promise<void>)[] = [];
+  let helper: PrivilegedHelper | undefined;
+  let ifaceName: string | undefined;
+  try {
+    let endpoint: Endpoint;
+    let driver: Driver;
+    let handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown;
+    const ifaceRun = async (a: IfaceAction): Promise<void> => {
+      const cmd = toIfaceCommand(ifaceName!, a);
+      if (helper) await helper.run(cmd);
+      else await applyIfaceCommand(cmd);
+    };
+    if (config.role === 'client') {
+      ({ endpoint, driver, handler } = await startClient(config, rng, log, ifaceRun, (n) => (ifaceName = n), cleanups));
+    } else if (config.role === 'relay') {
+      ({ endpoint, driver, handler } = await startRelay(config, rng, log, (n) => (ifaceName = n), cleanups));
+    } else {
+      ({ endpoint, driver, handler } = await startServer(config, log, cleanups));
+    }
+    void endpoint;
+    const control = new ControlServer(config.controlSocket, (req) => handler(req.cmd, req.args), { role });
+    await control.listen();
+    cleanups.push(() => control.close());
+    if (config.pidFile) {
+      writeFileSync(config.pidFile, `${process.pid}\n`);
+      const pidFile = config.pidFile;
+      cleanups.push(() => {
+        try {
+          unlinkSync(pidFile);
+        } catch {
+          // Already gone, or no longer ours to remove after dropping privileges.
+        }
+      });
+    }
+    if (config.user && process.getuid?.() === 0) {
+      // Keep a root helper for interface changes (client only: relays and servers never change theirs), then
+      // let go of root.
+      if (config.role === 'client' && ifaceName) helper = new PrivilegedHelper(ifaceName);
+      dropPrivileges(config.user);
+      log.info(`running as ${config.user}`, { user: config.user });
+    }
+    driver.start();
+    log.info(`started ${role}`, { interface: ifaceName ?? null, control: config.controlSocket });
+    let stopping: Promise<void> | undefined;
+    const stop = (reason: string): Promise<void> => {
+      stopping ??= (async () => {
+        log.info(`stopping: ${reason}`);
+        driver.stop();
+        await driver.ifaceIdle();
+        for (const c of cleanups.reverse()) await c();
+        if (helper) await helper.close();
+      })();
+      return stopping;
+    };
+    return { config, stop, driver };
+  } catch (e) {
+    for (const c of cleanups.reverse()) await c();
+    if (helper) await helper.close();
+    throw e;
+  }
+}
+
+function dropPrivileges(user: string): void {
+  const id = (flag: '-u' | '-g'): number => Number(execFileSync('id', [flag, user], { encoding: 'utf8' }).trim());
+  const uid = id('-u');
+  const gid = id('-g');
+  process.setgroups?.([gid]);
+  process.setgid!(gid);
+  process.setuid!(uid);
+}
+
+async function startClient(
+  config: ClientDaemonConfig,
+  rng: Rng,
+  log: Logger,
+  ifaceRun: (a: IfaceAction) => Promise<void>,
+  setIface: (n: string) => void,
+  cleanups: (() => void | Promise<void>)[],
+): Promise<{ endpoint: Endpoint; driver: Driver; handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown }> {
+  const { primary, secondary } = await resolveServerAddresses(config);
+  const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
+  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
+  cleanups.push(() => socket.close());
+  const localAddr = bindAddr !== 0 ? bindAddr : await sourceAddressTowards(primary);
+  const local: Ipv4Port = { addr: localAddr, port: socket.port };
+  const tun = openTun(config.interfaceName);
+  cleanups.push(() => tun.close());
+  setIface(tun.name);
+  // The link comes up at once with its link-local address; the Teredo address follows qualification.
+  await applyIfaceCommand({ op: 'link', iface: tun.name, mtu: 1280, addresses: [{ address: 'fe80::ffff:ffff:ffff', prefixLength: 64 }] });
+  const client = new TeredoClient({ ...config.core, server: primary, server2: secondary, local }, rng);
+  const driver = new Driver(client, {
+    sockets: [{ local: { addr: bindAddr, port: socket.port }, socket }],
+    tun,
+    iface: ifaceRun,
+    onState: (a) => log.info(`${a.state}: ${a.reason}`, { state: a.state, reason: a.reason, ...(a.detail ? { detail: jsonSafe(a.detail) } : {}) }),
+    onError: (e) => log.warn(e.message),
+  });
+  // Local discovery (RFC 4380 §5.2.8): bubbles to 224.0.0.253:3544 are heard on a socket joined to the group.
+  if (config.core.localDiscovery !== false) {
+    const d = createSocket({ type: 'udp4', reuseAddr: true });
+    d.on('error', (e) => log.warn(`local discovery off: ${e.message}`));
+    d.on('message', (msg, rinfo) => {
+      const from = { addr: ipv4Or(rinfo.address), port: rinfo.port };
+      if (from.addr === local.addr && from.port === local.port) return; // our own announcement
+      driver.feedDatagram(from, { addr: 0xe00000fd, port: 3544 }, msg);
+    });
+    d.bind(3544, () => {
+      try {
+        d.addMembership('224.0.0.253', formatIpv4(localAddr));
+      } catch (e) {
+        log.warn(`local discovery off: ${(e as Error).message}`);
+      }
+    });
+    cleanups.push(() => new Promise<void>((r) => d.close(() => r())));
+  }
+  const handler = (cmd: string, args: Record<string, unknown> | undefined): unknown => {
+    const now = driver.now();
+    switch (cmd) {
+      case 'state':
+        return clientStateJson(client.status(), { now, startedAt: 0, interfaceName: tun.name, pid: process.pid, clientPort: config.bind.port, serverName: formatServerName(config) });
+      case 'peers':
+        return clientPeersJson(client.peerTable(), now, args);
+      case 'stats':
+        return clientStatsJson(client, { io: { ...socket.counters(), ...prefixed('tun', tun.counters()), ...prefixed('driver', driver.counters.snapshot()) } });
+      default:
+        throw new Error(`unknown command '${cmd}' (state, peers, stats)`);
+    }
+  };
+  return { endpoint: client, driver, handler };
+}
+
+async function startRelay(
+  config: RelayDaemonConfig,
+  rng: Rng,
+  log: Logger,
+  setIface: (n: string) => void,
+  cleanups: (() => void | Promise<void>)[],
+): Promise<{ endpoint: Endpoint; driver: Driver; handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown }> {
+  const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
+  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
+  cleanups.push(() => socket.close());
+  const tun = openTun(config.interfaceName);
+  cleanups.push(() => tun.close());
+  setIface(tun.name);
+  // The relay's tunnel carries 2001::/32 (Miredo: fe80::ffff:ffff:ffff/64 and 2001::/32 dev teredo, metric 1024).
+  await applyIfaceCommand({
+    op: 'link',
+    iface: tun.name,
+    mtu: config.mtu,
+    addresses: [{ address: 'fe80::ffff:ffff:ffff', prefixLength: 64 }],
+    routes: [{ prefix: '2001::', prefixLength: 32, metric: 1024 }],
+  });
+  const local = { addr: bindAddr, port: socket.port };
+  const relay = new TeredoRelay({ ...config.core, local }, rng);
+  const driver = new Driver(relay, {
+    sockets: [{ local, socket }],
+    tun,
+    // Towards native IPv6: back into the kernel, which routes it out of the native interface.
+    forward: (p) => tun.write(p),
+    onError: (e) => log.warn(e.message),
+  });
+  const handler = (cmd: string, args: Record<string, unknown> | undefined): unknown => {
+    const now = driver.now();
+    switch (cmd) {
+      case 'state':
+        return relayStateJson(relay.peers, {
+          now,
+          startedAt: 0,
+          interfaceName: tun.name,
+          pid: process.pid,
+          relayType: config.relayType,
+          mode: config.core.mode ?? 'relay',
+          directBubbles: config.core.directBubbles ?? false,
+          local,
+          prefix: config.prefix,
+          mtu: config.mtu,
+          hostAddresses: config.core.hostAddresses ?? [],
+        });
+      case 'peers':
+        return relayPeersJson(relay.peers, now, args);
+      case 'stats':
+        return relayStatsJson(relay.stats(), { io: { ...socket.counters(), ...prefixed('tun', tun.counters()), ...prefixed('driver', driver.counters.snapshot()) } });
+      default:
+        throw new Error(`unknown command '${cmd}' (state, peers, stats)`);
+    }
+  };
+  void log;
+  return { endpoint: relay, driver, handler };
+}
+
+async function startServer(
+  config: ServerDaemonConfig,
+  log: Logger,
+  cleanups: (() => void | Promise<void>)[],
+): Promise<{ endpoint: Endpoint; driver: Driver; handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown }> {
+  const { primary, secondary } = await resolveServerAddresses(config);
+  const core = { ...config.core, primary, secondary };
+  const server = new TeredoServer(core);
+  const sockets = server.localEndpoints().map((local) => {
+    const socket = UdpBatchSocket.bind(formatIpv4(local.addr), local.port);
+    cleanups.push(() => socket.close());
+    return { local, socket };
+  });
+  // Clients' connectivity tests leave natively through a raw IPv6 socket (as miredo-server does).
+  const native = loadNative();
+  let rawFd: number | undefined;
+  try {
+    rawFd = native.rawOpen(6, 255);
+    const fd = rawFd;
+    cleanups.push(() => native.close(fd));
+  } catch (e) {
+    log.warn(`no raw IPv6 socket (${(e as Error).message}): connectivity tests will not be forwarded`);
+  }
+  const driver = new Driver(server, {
+    sockets,
+    ...(rawFd !== undefined ? { forward: (p: Uint8Array) => void native.rawSend(rawFd!, p, 0, p.length, null) } : {}),
+    onError: (e) => log.warn(e.message),
+  });
+  const handler = (cmd: string, _args: Record<string, unknown> | undefined): unknown => {
+    const now = driver.now();
+    switch (cmd) {
+      case 'state':
+        return serverStateJson(core, server.stats(), { now, startedAt: 0, pid: process.pid });
+      case 'peers':
+        return { role: 'server', total: 0, shown: 0, peers: [] };
+      case 'stats':
+        return serverStatsJson(server.stats(), { io: Object.assign({}, ...sockets.map((s) => prefixed(`${formatIpv4(s.local.addr)}:${s.local.port}`, s.socket.counters()))) });
+      default:
+        throw new Error(`unknown command '${cmd}' (state, peers, stats)`);
+    }
+  };
+  return { endpoint: server, driver, handler };
+}
+
+function formatServerName(config: ClientDaemonConfig): string {
+  const h = config.server.value;
+  return h.kind === 'ipv4' ? formatIpv4(h.addr) : h.name;
+}
+
+function prefixed(prefix: string, o: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(o)) out[`${prefix}.${k}`] = v;
+  return out;
+}
+
+function jsonSafe(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k] = v instanceof Uint8Array && v.length === 16 ? formatIpv6(v) : v;
+  return out;
+}

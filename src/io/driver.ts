@@ -1,0 +1,214 @@
+/**
+ * Runs a protocol core on real time and real sockets (DESIGN.md: the driver feeds inputs, drains poll(), then
+ * re-arms exactly one timer). The core never sees a socket: datagrams and tunnel packets come in as borrowed
+ * views, actions go out to the adapters here. OS errors are counted by the adapters and never stop the loop.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Action, Endpoint } from '../core/endpoint.js';
+import { Counters } from '../core/counters.js';
+import { formatIpv4, type Ipv4Port } from '../wire/ip.js';
+import type { TunDevice } from './tun.js';
+import { UdpBatchSocket, type UdpBatchOptions } from './udp.js';
+
+export type IfaceAction = Extract<Action, { kind: 'iface-up' | 'iface-down' }>;
+export type StateAction = Extract<Action, { kind: 'state-changed' }>;
+
+export interface DriverOptions {
+  /** Sockets already bound, each for its local endpoint (a server has two or three). The first is the default. */
+  sockets: { local: Ipv4Port; socket: UdpBatchSocket }[];
+  /** The tunnel: ipv6-deliver writes here, packets read from it go to handleIpv6. */
+  tun?: TunDevice;
+  /** Where ipv6-forward goes (a raw IPv6 socket for a server, the tunnel for a relay). */
+  forward?: (packet: Uint8Array) => void;
+  /** Interface configuration, done by a privileged helper; runs one at a time, in order. */
+  iface?: (a: IfaceAction) => Promise<void>;
+  onState?: (a: StateAction) => void;
+  /** Every packet in and out, for pcap capture: direction, the datagram's endpoints or none for tunnel packets. */
+  tap?: (dir: 'udp-in' | 'udp-out' | 'tun-in' | 'tun-out', data: Uint8Array, src?: Ipv4Port, dst?: Ipv4Port) => void;
+  /** Options for sockets the core asks to open later (RFC 6081 random ports). */
+  socketOptions?: UdpBatchOptions;
+  onError?: (err: Error) => void;
+}
+
+export class Driver {
+  readonly counters = new Counters<'iface-errors' | 'no-socket' | 'forward-missing' | 'tun-missing' | 'udp-open-errors'>();
+  private readonly sockets = new Map<number, UdpBatchSocket>();
+  private readonly defaultSocket: UdpBatchSocket;
+  private readonly defaultLocal: Ipv4Port;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt: number | undefined;
+  private ifaceChain: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly started = performance.now();
+
+  constructor(
+    readonly endpoint: Endpoint,
+    private readonly opts: DriverOptions,
+  ) {
+    if (opts.sockets.length === 0) throw new Error('the driver needs at least one UDP socket');
+    this.defaultSocket = opts.sockets[0]!.socket;
+    this.defaultLocal = opts.sockets[0]!.local;
+    for (const { local, socket } of opts.sockets) this.attach(local, socket);
+    opts.tun?.onPackets((arena, lengths, count, slotSize) => {
+      const now = this.now();
+      for (let i = 0; i < count; i++) {
+        const packet = arena.subarray(i * slotSize, i * slotSize + lengths[i]!);
+        opts.tap?.('tun-in', packet);
+        this.endpoint.handleIpv6(now, packet);
+      }
+      this.drain();
+    });
+  }
+
+  /** Milliseconds since the driver started, on the monotonic clock. */
+  now(): number {
+    return performance.now() - this.started;
+  }
+
+  start(): void {
+    this.drain();
+  }
+
+  /** Feeds a datagram that arrived on a socket the driver does not own (the local discovery group). */
+  feedDatagram(from: Ipv4Port, to: Ipv4Port, data: Uint8Array): void {
+    this.opts.tap?.('udp-in', data, from, to);
+    this.endpoint.handleDatagram(this.now(), from, to, data);
+    this.drain();
+  }
+
+  /** Feeds an IPv6 packet from elsewhere (a raw socket on a server, a test). */
+  injectIpv6(packet: Uint8Array): void {
+    this.endpoint.handleIpv6(this.now(), packet);
+    this.drain();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const s of this.sockets.values()) s.close();
+    this.sockets.clear();
+  }
+
+  /** Waits for queued interface changes (for a clean shutdown). */
+  ifaceIdle(): Promise<void> {
+    return this.ifaceChain;
+  }
+
+  private key(local: Ipv4Port): number {
+    return local.addr * 65536 + local.port;
+  }
+
+  private attach(local: Ipv4Port, socket: UdpBatchSocket): void {
+    this.sockets.set(this.key(local), socket);
+    socket.onDatagrams((batch) => {
+      const now = this.now();
+      for (let i = 0; i < batch.count; i++) {
+        const data = batch.arena.subarray(i * batch.slotSize, i * batch.slotSize + batch.lengths[i]!);
+        const from = { addr: batch.srcAddrs[i]!, port: batch.srcPorts[i]! };
+        // With a wildcard bind, IP_PKTINFO names the address the datagram was sent to.
+        const to = { addr: batch.dstAddrs[i] || local.addr, port: local.port };
+        this.opts.tap?.('udp-in', data, from, to);
+        this.endpoint.handleDatagram(now, from, to, data);
+      }
+      this.drain();
+    });
+  }
+
+  private socketFor(local: Ipv4Port | undefined): UdpBatchSocket | undefined {
+    if (!local) return this.defaultSocket;
+    return this.sockets.get(this.key(local)) ?? this.sockets.get(this.key({ addr: 0, port: local.port }));
+  }
+
+  /** Carries out every action, then re-arms the one timer the core asks for. */
+  private drain(): void {
+    if (this.stopped) return;
+    const now = this.now();
+    for (let a = this.endpoint.poll(); a; a = this.endpoint.poll()) this.perform(a);
+    const due = this.endpoint.pollTimeout();
+    if (due === undefined) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.timerAt = undefined;
+      return;
+    }
+    if (this.timer && this.timerAt === due) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = due;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = undefined;
+        this.endpoint.handleTimeout(this.now());
+        this.drain();
+      },
+      Math.max(0, Math.ceil(due - now)),
+    );
+  }
+
+  private perform(a: Action): void {
+    switch (a.kind) {
+      case 'udp-send': {
+        const socket = this.socketFor(a.local);
+        if (!socket) {
+          this.counters.inc('no-socket');
+          return;
+        }
+        this.opts.tap?.('udp-out', a.data, a.local ?? this.defaultLocal, a.remote);
+        // A server answers from the address it is asked to (IP_PKTINFO source selection).
+        socket.send(a.remote, a.data, a.local?.addr);
+        return;
+      }
+      case 'udp-open': {
+        if (this.sockets.has(this.key(a.local))) return;
+        try {
+          const s = UdpBatchSocket.bind(formatIpv4(a.local.addr), a.local.port, this.opts.socketOptions);
+          this.attach(a.local, s);
+        } catch (e) {
+          this.counters.inc('udp-open-errors');
+          this.opts.onError?.(e as Error);
+        }
+        return;
+      }
+      case 'udp-close': {
+        const s = this.sockets.get(this.key(a.local));
+        if (s && s !== this.defaultSocket) {
+          s.close();
+          this.sockets.delete(this.key(a.local));
+        }
+        return;
+      }
+      case 'ipv6-deliver':
+        if (!this.opts.tun) {
+          this.counters.inc('tun-missing');
+          return;
+        }
+        this.opts.tap?.('tun-out', a.packet);
+        this.opts.tun.write(a.packet);
+        return;
+      case 'ipv6-forward':
+        if (!this.opts.forward) {
+          this.counters.inc('forward-missing');
+          return;
+        }
+        this.opts.tap?.('tun-out', a.packet);
+        this.opts.forward(a.packet);
+        return;
+      case 'iface-up':
+      case 'iface-down': {
+        const run = this.opts.iface;
+        if (!run) return;
+        this.ifaceChain = this.ifaceChain.then(() =>
+          run(a).catch((e: unknown) => {
+            this.counters.inc('iface-errors');
+            this.opts.onError?.(e as Error);
+          }),
+        );
+        return;
+      }
+      case 'state-changed':
+        this.opts.onState?.(a);
+        return;
+    }
+  }
+}
