@@ -27,10 +27,9 @@ import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type { Counters } from '../core/counters.js';
 import type { Millis } from '../core/time.js';
 import type { ClientState, ClientStatus, NatType, PeerInfo } from '../teredo/client.js';
-import type { PeerList } from '../teredo/peers.js';
+import { peerInfoList, type PeerList } from '../teredo/peers.js';
 import type { TeredoServerConfig } from '../teredo/server.js';
 import { formatIpv4, formatIpv4Port, formatIpv6, type Ipv4Port } from '../wire/ip.js';
-import { isTeredoAddress, TEREDO_PORT } from '../wire/teredo.js';
 
 export type ControlRole = 'client' | 'relay' | 'server';
 export const CONTROL_ROLES: readonly ControlRole[] = ['client', 'relay', 'server'];
@@ -573,20 +572,7 @@ export function clientPeersJson(peers: PeerInfo[], now: Millis, args?: Record<st
 
 /** A relay's peer list in the client's PeerInfo form. */
 export function peerListInfo(list: PeerList): PeerInfo[] {
-  const out: PeerInfo[] = [];
-  for (const p of list.values()) {
-    out.push({
-      address: p.addr,
-      trusted: p.trusted,
-      teredo: isTeredoAddress(p.addr),
-      endpoint: p.mapped,
-      local: p.local,
-      lastRx: p.lastRx,
-      lastTx: p.lastTx,
-      queued: p.queue.length + p.inbound.length,
-    });
-  }
-  return out;
+  return peerInfoList(list);
 }
 
 export function relayPeersJson(peers: PeerList, now: Millis, args?: Record<string, unknown>): PeersJson {

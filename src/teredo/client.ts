@@ -37,7 +37,9 @@ import {
   TEREDO_MTU,
 } from './constants.js';
 import { addressUnreachable, bubbleDatagram, connectivityTestEcho } from './packets.js';
-import { DEFAULT_PEER_LIMITS, PEER_VALIDITY_MS, PeerList, type Peer, type PeerListLimits } from './peers.js';
+import { DEFAULT_PEER_LIMITS, PEER_VALIDITY_MS, peerInfoList, PeerList, type Peer, type PeerInfo, type PeerListLimits } from './peers.js';
+
+export type { PeerInfo } from './peers.js';
 import { parseTeredoPacketChecked, type TeredoFrameDrop } from './server.js';
 
 export type ClientState = 'offline' | 'probe' | 'qualified' | 'dormant';
@@ -139,17 +141,6 @@ interface PendingRs {
 
 type TimerName = 'rs' | 'probe' | 'refresh' | 'grace' | 'dormancy' | 'expire' | 'discovery';
 
-/** How a peer is reached, for `show peers` and the reachability matrix. */
-export interface PeerInfo {
-  address: Uint8Array;
-  trusted: boolean;
-  teredo: boolean;
-  endpoint: Ipv4Port | undefined;
-  local: Ipv4Port | undefined;
-  lastRx: Millis;
-  lastTx: Millis;
-  queued: number;
-}
 
 /** Retries of the bubble or connectivity-test rounds (RFC 4380 §5.2.4: 2 s, up to 3 more times). */
 const ATTEMPT_INTERVAL_MS = 2_000;
@@ -809,20 +800,7 @@ export class TeredoClient implements Endpoint {
 
   /** The peer table for `show peers`. */
   peerTable(): PeerInfo[] {
-    const out: PeerInfo[] = [];
-    for (const p of this.peers.values()) {
-      out.push({
-        address: p.addr,
-        trusted: p.trusted,
-        teredo: isTeredoAddress(p.addr),
-        endpoint: p.mapped,
-        local: p.local,
-        lastRx: p.lastRx,
-        lastTx: p.lastTx,
-        queued: p.queue.length + p.inbound.length,
-      });
-    }
-    return out;
+    return peerInfoList(this.peers);
   }
 
   // ---------------------------------------------------------------------------------------------------

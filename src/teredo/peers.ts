@@ -7,6 +7,7 @@
  */
 import type { Millis } from '../core/time.js';
 import { ipv6Key, type Ipv4Port } from '../wire/ip.js';
+import { isTeredoAddress } from '../wire/teredo.js';
 import { BUBBLE_MAX_COUNT, BUBBLE_MIN_INTERVAL_MS, BUBBLE_WINDOW_MS } from './constants.js';
 
 export interface Peer {
@@ -281,4 +282,34 @@ export class PeerList {
       this.remove(victim);
     }
   }
+}
+
+/** How a peer is reached, for `show peers` and the reachability matrix. */
+export interface PeerInfo {
+  address: Uint8Array;
+  trusted: boolean;
+  teredo: boolean;
+  endpoint: Ipv4Port | undefined;
+  local: Ipv4Port | undefined;
+  lastRx: Millis;
+  lastTx: Millis;
+  queued: number;
+}
+
+/** A peer table as `show peers` lists it (clients and relays alike). */
+export function peerInfoList(list: PeerList): PeerInfo[] {
+  const out: PeerInfo[] = [];
+  for (const p of list.values()) {
+    out.push({
+      address: p.addr,
+      trusted: p.trusted,
+      teredo: isTeredoAddress(p.addr),
+      endpoint: p.mapped,
+      local: p.local,
+      lastRx: p.lastRx,
+      lastTx: p.lastTx,
+      queued: p.queue.length + p.inbound.length,
+    });
+  }
+  return out;
 }

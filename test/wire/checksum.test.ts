@@ -7,15 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { finish, fold, internetChecksum, pseudoSumV4, pseudoSumV6, sum16 } from '../../src/wire/checksum.js';
+import { hex, concat, be32 } from './bytes.js';
 
 const SEED = 4380;
-
-function hex(s: string): Uint8Array {
-  const t = s.replace(/\s/g, '');
-  const out = new Uint8Array(t.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
 
 /** RFC 1071 the slow way: big-endian 16-bit words, odd byte padded with zero, end-around carry after each add. */
 function refSum(bytes: Uint8Array): number {
@@ -30,20 +24,6 @@ function refSum(bytes: Uint8Array): number {
 
 function refChecksum(bytes: Uint8Array): number {
   return ~refSum(bytes) & 0xffff;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-function be32(n: number): Uint8Array {
-  return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
 /** RFC 8200 §8.1 pseudo-header as bytes: src, dst, 32-bit upper-layer length, 3 zero bytes, next header. */

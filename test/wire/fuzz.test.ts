@@ -18,31 +18,11 @@ import { parseIpv4 } from '../../src/wire/ipv4.js';
 import { parseIpv6 } from '../../src/wire/ipv6.js';
 import { decodeTeredoAddress, encodeTeredoAddress, encodeTeredoPacket, parseTeredoPacket } from '../../src/wire/teredo.js';
 import { buildIpv4Udp, parseUdp } from '../../src/wire/udp.js';
+import { hex, toHex, concat } from './bytes.js';
 
 const SEED = 4380;
 const ITERATIONS = 20_000;
 const VECTORS_FILE = 'wire-fuzz-regressions.hex';
-
-function hex(s: string): Uint8Array {
-  const t = s.replace(/\s/g, '');
-  const out = new Uint8Array(t.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function toHex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** test/vectors, found from the compiled file (dist/test/wire → ../../../test/vectors) or the working directory. */
 function vectorsPath(): string | undefined {

@@ -24,19 +24,9 @@ import {
   sameIpv4Port,
   writeIpv4,
 } from '../../src/wire/ip.js';
+import { hex, toHex } from './bytes.js';
 
 const SEED = 4380;
-
-function hex(s: string): Uint8Array {
-  const t = s.replace(/[\s:]/g, '');
-  const out = new Uint8Array(t.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function toHex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
 
 function v6(text: string): Uint8Array {
   const a = parseIpv6(text);

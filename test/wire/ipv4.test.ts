@@ -7,19 +7,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { internetChecksum } from '../../src/wire/checksum.js';
 import { emitIpv4Header, IPV4_MIN_HEADER, parseIpv4, PROTO_IPV6, PROTO_UDP, type Ipv4HeaderInit } from '../../src/wire/ipv4.js';
+import { hex, toHex } from './bytes.js';
 
 const SEED = 4380;
-
-function hex(s: string): Uint8Array {
-  const t = s.replace(/\s/g, '');
-  const out = new Uint8Array(t.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function toHex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
 
 function withPayload(header: Uint8Array, total: number): Uint8Array {
   const b = new Uint8Array(total);

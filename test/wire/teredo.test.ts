@@ -40,19 +40,9 @@ import {
   type TeredoPacket,
 } from '../../src/wire/teredo.js';
 import { buildIpv4Udp, parseUdp } from '../../src/wire/udp.js';
+import { hex, toHex, concat } from './bytes.js';
 
 const SEED = 4380;
-
-function hex(s: string): Uint8Array {
-  const t = s.replace(/\s/g, '');
-  const out = new Uint8Array(t.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function toHex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
 
 function v6(text: string): Uint8Array {
   const a = parseIpv6Text(text);
@@ -64,16 +54,6 @@ function v4(text: string): number {
   const a = parseIpv4Text(text);
   assert.ok(a !== undefined, text);
   return a;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------

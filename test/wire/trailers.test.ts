@@ -1,10 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { emitTrailers, parseTrailers, trailersEncodingLength, withTrailers, type Trailers } from '../../src/wire/trailers.js';
-
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-}
+import { hex } from './bytes.js';
 
 test('RFC 6081 §4.2 nonce trailer: 01 04 + 4 bytes, both ways', () => {
   const bytes = hex('0104 deadbeef');

@@ -8,33 +8,9 @@ import fc from 'fast-check';
 import { parseIpv4 } from '../../src/wire/ipv4.js';
 import { parseIpv6 } from '../../src/wire/ipv6.js';
 import { buildIpv4Udp, emitUdpHeader, parseUdp, UDP_HEADER, type UdpChecksumContext } from '../../src/wire/udp.js';
+import { hex, toHex, concat, be32 } from './bytes.js';
 
 const SEED = 4380;
-
-function hex(s: string): Uint8Array {
-  const t = s.replace(/\s/g, '');
-  const out = new Uint8Array(t.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function toHex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-function be32(n: number): Uint8Array {
-  return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
-}
 
 /** RFC 1071 the slow way, over an explicit pseudo-header. */
 function refChecksum(bytes: Uint8Array): number {
