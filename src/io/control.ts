@@ -30,6 +30,7 @@ import type { ClientState, ClientStatus, NatType, PeerInfo } from '../teredo/cli
 import { peerInfoList, type PeerList } from '../teredo/peers.js';
 import type { TeredoServerConfig } from '../teredo/server.js';
 import { formatIpv4, formatIpv4Port, formatIpv6, type Ipv4Port } from '../wire/ip.js';
+import { TEREDO_PORT } from '../wire/teredo.js';
 
 export type ControlRole = 'client' | 'relay' | 'server';
 export const CONTROL_ROLES: readonly ControlRole[] = ['client', 'relay', 'server'];
