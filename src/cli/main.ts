@@ -3,6 +3,7 @@ import { UsageError, ConfigError } from '../core/errors.js';
 import { addrCommand } from './addr.js';
 import { simCommand } from './sim.js';
 import { teredoCommand } from './teredo.js';
+import { labCommand } from './lab.js';
 import { EXIT_FAILURE, EXIT_USAGE, processIo, type CliIo } from './io.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
@@ -10,6 +11,7 @@ type Command = (argv: string[], io: CliIo) => number | Promise<number>;
 const commands: Record<string, { run: Command; summary: string }> = {
   addr: { run: addrCommand, summary: 'decode or encode Teredo, 6to4, ISATAP and other IPv6 addresses' },
   sim: { run: simCommand, summary: 'run Teredo exchanges in the deterministic NAT simulator' },
+  lab: { run: labCommand, summary: 'bring the Teredo namespace lab up or down, or show what runs in it' },
   teredo: { run: teredoCommand, summary: 'run a Teredo client, relay or server daemon; show a running one' },
 };
 

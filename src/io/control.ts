@@ -22,7 +22,7 @@
  *   }, { role: 'client' });
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type { Counters } from '../core/counters.js';
 import type { Millis } from '../core/time.js';
@@ -204,6 +204,15 @@ export class ControlServer {
       // Already gone, or no longer ours to remove (privileges dropped): the next start replaces it as stale.
     }
     this.created = undefined;
+    // The per-namespace directory goes too when we were its last daemon (rmdir refuses a non-empty one).
+    const dir = dirname(resolvePath(this.path));
+    if (dir.startsWith(`${resolvePath(this.options.runDir ?? DEFAULT_RUN_DIR)}/netns-`)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Another daemon's socket is still there, or it is not ours to remove.
+      }
+    }
   }
 
   /** mkdir -p at 0700; in our own tree, each directory must be ours and private. */

@@ -313,6 +313,9 @@ test('in the run directory tree, directories must be ours; loose modes are tight
     await withServer(defaultControlPath('client', run), () => 1, async () => {
       assert.equal(statSync(dir).mode & 0o777, 0o700);
     }, { runDir: run });
+    // The last daemon of a namespace takes its directory away when it closes.
+    assert.equal(existsSync(dir), false);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     chownSync(dir, 65534, 65534);
     await assert.rejects(new ControlServer(defaultControlPath('client', run), () => 1, { runDir: run }).listen(), (e: unknown) =>
       e instanceof ControlError && e.code === 'unsafe' && /belongs to uid 65534, not to us/.test(e.message));
