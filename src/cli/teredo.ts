@@ -32,7 +32,7 @@ line override the file:
   --host-address ADDR,...  relay: be a host-specific relay for these native IPv6 addresses
   --nat-udp-timeout S      client: the NAT's UDP timeout; refreshes are fitted below it (default 30)
   --probe-port N|no        the server's NAT-probe port (default 3546)
-  --user NAME              switch to this user once the tunnel and sockets are open
+  --user NAME              switch to this user once the tunnel and sockets are open (default nobody; root keeps root)
   --control PATH           control socket (default: one per network namespace under /run/transit6)
 
   SIGHUP reloads the configuration (as root), SIGTERM and SIGINT stop cleanly (addresses and routes removed).
@@ -113,7 +113,11 @@ export async function teredoCommand(argv: string[], io: CliIo): Promise<number> 
     process.on('SIGHUP', () => {
       log.info('reloading the configuration (SIGHUP)');
       if (process.getuid?.() !== 0) {
-        log.warn('reload needs root (the daemon switched user): restart it instead');
+        // Unprivileged: a new core takes over the open tunnel and sockets.
+        current.reloadInPlace(flags, config).then(
+          () => log.info('reloaded in place'),
+          (e: unknown) => log.error(`reload refused, the running configuration stays: ${(e as Error).message}`),
+        );
         return;
       }
       void (async () => {

@@ -55,6 +55,27 @@ export interface DaemonHandle {
   config: DaemonConfig;
   stop(reason: string): Promise<void>;
   driver: Driver;
+  /**
+   * Reload without privileges: a new core with the new settings takes over the open tunnel and sockets. Settings
+   * that need them reopened (interface, bind address and port, server addresses of a server, control socket,
+   * pid file, user) refuse the reload with a reason.
+   */
+  reloadInPlace(flags: Record<string, string | boolean | undefined>, configFile: string | undefined): Promise<void>;
+}
+
+type Started = {
+  endpoint: Endpoint;
+  driver: Driver;
+  handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown;
+  replaceCore: (next: DaemonConfig) => Promise<void>;
+};
+
+/** The settings a reload in place cannot change. */
+function fixedPart(c: DaemonConfig): string {
+  const base = { role: c.role, control: c.controlSocket, pid: c.pidFile, user: c.user };
+  if (c.role === 'client') return JSON.stringify({ ...base, bind: c.bind, iface: c.interfaceName });
+  if (c.role === 'relay') return JSON.stringify({ ...base, bind: c.bind, iface: c.interfaceName, mtu: c.mtu });
+  return JSON.stringify({ ...base, primary: c.primary, secondary: c.secondary, port: c.core.port, probe: c.core.probePort });
 }
 
 /** Which local IPv4 address the kernel would use towards `to` (the client's "local mapping" address). */
@@ -94,17 +115,18 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
     let endpoint: Endpoint;
     let driver: Driver;
     let handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown;
+    let replaceCore: Started['replaceCore'];
     const ifaceRun = async (a: IfaceAction): Promise<void> => {
       const cmd = toIfaceCommand(ifaceName!, a);
       if (helper) await helper.run(cmd);
       else await applyIfaceCommand(cmd);
     };
     if (config.role === 'client') {
-      ({ endpoint, driver, handler } = await startClient(config, rng, log, ifaceRun, (n) => (ifaceName = n), cleanups));
+      ({ endpoint, driver, handler, replaceCore } = await startClient(config, rng, log, ifaceRun, (n) => (ifaceName = n), cleanups));
     } else if (config.role === 'relay') {
-      ({ endpoint, driver, handler } = await startRelay(config, rng, log, (n) => (ifaceName = n), cleanups));
+      ({ endpoint, driver, handler, replaceCore } = await startRelay(config, rng, log, (n) => (ifaceName = n), cleanups));
     } else {
-      ({ endpoint, driver, handler } = await startServer(config, log, cleanups));
+      ({ endpoint, driver, handler, replaceCore } = await startServer(config, log, cleanups));
     }
     void endpoint;
     const control = new ControlServer(config.controlSocket, (req) => handler(req.cmd, req.args), { role });
@@ -121,12 +143,14 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
         }
       });
     }
-    if (config.user && process.getuid?.() === 0) {
+    // Miredo runs unprivileged once set up; so do we, as nobody unless told otherwise (User root keeps root).
+    const user = config.user ?? (process.getuid?.() === 0 ? 'nobody' : undefined);
+    if (user && user !== 'root' && process.getuid?.() === 0) {
       // Keep a root helper for interface changes (client only: relays and servers never change theirs), then
       // let go of root.
       if (config.role === 'client' && ifaceName) helper = new PrivilegedHelper(ifaceName);
-      dropPrivileges(config.user);
-      log.info(`running as ${config.user}`, { user: config.user });
+      dropPrivileges(user);
+      log.info(`running as ${user}`, { user });
     }
     driver.start();
     log.info(`started ${role}`, { interface: ifaceName ?? null, control: config.controlSocket });
@@ -141,7 +165,14 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
       })();
       return stopping;
     };
-    return { config, stop, driver };
+    let current: DaemonConfig = config;
+    const reloadInPlace = async (newFlags: Record<string, string | boolean | undefined>, newFile: string | undefined): Promise<void> => {
+      const next = resolveDaemonConfig(role, newFile, newFlags);
+      if (fixedPart(next) !== fixedPart(current)) throw new Error('the new configuration changes the interface, sockets, control socket, pid file or user: restart the daemon');
+      await replaceCore(next);
+      current = next;
+    };
+    return { config, stop, driver, reloadInPlace };
   } catch (e) {
     for (const c of cleanups.reverse()) await c();
     if (helper) await helper.close();
@@ -159,13 +190,14 @@ function dropPrivileges(user: string): void {
 }
 
 async function startClient(
-  config: ClientDaemonConfig,
+  initial: ClientDaemonConfig,
   rng: Rng,
   log: Logger,
   ifaceRun: (a: IfaceAction) => Promise<void>,
   setIface: (n: string) => void,
   cleanups: (() => void | Promise<void>)[],
-): Promise<{ endpoint: Endpoint; driver: Driver; handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown }> {
+): Promise<Started> {
+  let config = initial;
   const { primary, secondary } = await resolveServerAddresses(config);
   const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
   const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
@@ -177,7 +209,7 @@ async function startClient(
   setIface(tun.name);
   // The link comes up at once with its link-local address; the Teredo address follows qualification.
   await applyIfaceCommand({ op: 'link', iface: tun.name, mtu: 1280, addresses: [{ address: 'fe80::ffff:ffff:ffff', prefixLength: 64 }] });
-  const client = new TeredoClient({ ...config.core, server: primary, server2: secondary, local }, rng);
+  let client = new TeredoClient({ ...config.core, server: primary, server2: secondary, local }, rng);
   const driver = new Driver(client, {
     sockets: [{ local: { addr: bindAddr, port: socket.port }, socket }],
     tun,
@@ -216,16 +248,24 @@ async function startClient(
         throw new Error(`unknown command '${cmd}' (state, peers, stats)`);
     }
   };
-  return { endpoint: client, driver, handler };
+  const replaceCore = async (next: DaemonConfig): Promise<void> => {
+    if (next.role !== 'client') return;
+    const servers = await resolveServerAddresses(next);
+    client = new TeredoClient({ ...next.core, server: servers.primary, server2: servers.secondary, local }, rng);
+    config = next;
+    driver.replaceEndpoint(client);
+  };
+  return { endpoint: client, driver, handler, replaceCore };
 }
 
 async function startRelay(
-  config: RelayDaemonConfig,
+  initial: RelayDaemonConfig,
   rng: Rng,
   log: Logger,
   setIface: (n: string) => void,
   cleanups: (() => void | Promise<void>)[],
-): Promise<{ endpoint: Endpoint; driver: Driver; handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown }> {
+): Promise<Started> {
+  let config = initial;
   const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
   const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
   cleanups.push(() => socket.close());
@@ -241,7 +281,7 @@ async function startRelay(
     routes: [{ prefix: '2001::', prefixLength: 32, metric: 1024 }],
   });
   const local = { addr: bindAddr, port: socket.port };
-  const relay = new TeredoRelay({ ...config.core, local }, rng);
+  let relay = new TeredoRelay({ ...config.core, local }, rng);
   const driver = new Driver(relay, {
     sockets: [{ local, socket }],
     tun,
@@ -275,17 +315,23 @@ async function startRelay(
     }
   };
   void log;
-  return { endpoint: relay, driver, handler };
+  const replaceCore = async (next: DaemonConfig): Promise<void> => {
+    if (next.role !== 'relay') return;
+    relay = new TeredoRelay({ ...next.core, local }, rng);
+    config = next;
+    driver.replaceEndpoint(relay);
+  };
+  return { endpoint: relay, driver, handler, replaceCore };
 }
 
 async function startServer(
   config: ServerDaemonConfig,
   log: Logger,
   cleanups: (() => void | Promise<void>)[],
-): Promise<{ endpoint: Endpoint; driver: Driver; handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown }> {
+): Promise<Started> {
   const { primary, secondary } = await resolveServerAddresses(config);
-  const core = { ...config.core, primary, secondary };
-  const server = new TeredoServer(core);
+  let core = { ...config.core, primary, secondary };
+  let server = new TeredoServer(core);
   const sockets = server.localEndpoints().map((local) => {
     const socket = UdpBatchSocket.bind(formatIpv4(local.addr), local.port);
     cleanups.push(() => socket.close());
@@ -319,7 +365,13 @@ async function startServer(
         throw new Error(`unknown command '${cmd}' (state, peers, stats)`);
     }
   };
-  return { endpoint: server, driver, handler };
+  const replaceCore = async (next: DaemonConfig): Promise<void> => {
+    if (next.role !== 'server') return;
+    core = { ...next.core, primary, secondary };
+    server = new TeredoServer(core);
+    driver.replaceEndpoint(server);
+  };
+  return { endpoint: server, driver, handler, replaceCore };
 }
 
 function formatServerName(config: ClientDaemonConfig): string {

@@ -42,7 +42,7 @@ export class Driver {
   private readonly started = performance.now();
 
   constructor(
-    readonly endpoint: Endpoint,
+    public endpoint: Endpoint,
     private readonly opts: DriverOptions,
   ) {
     if (opts.sockets.length === 0) throw new Error('the driver needs at least one UDP socket');
@@ -66,6 +66,15 @@ export class Driver {
   }
 
   start(): void {
+    this.drain();
+  }
+
+  /** A new core takes over the same sockets and tunnel (a reload without privileges). */
+  replaceEndpoint(endpoint: Endpoint): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = undefined;
+    this.endpoint = endpoint;
     this.drain();
   }
 
