@@ -389,25 +389,35 @@ static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
   return make_int(env, n);
 }
 
+/* The (fd, buf, offset, length) arguments tunWrite and rawSend share: checked, then the slice they name. */
+static int get_fd_slice(napi_env env, napi_value *argv, const char *fname, int *fd, uint8_t **p, size_t *n) {
+  uint8_t *buf;
+  size_t len;
+  int64_t off, cnt;
+  if (get_fd(env, argv[0], fd) || get_typed(env, argv[1], "buf", napi_uint8_array, 0, (void **)&buf, &len) ||
+      get_int(env, argv[2], "offset", 0, INT32_MAX, &off) || get_int(env, argv[3], "length", 0, INT32_MAX, &cnt))
+    return 1;
+  if ((uint64_t)off + (uint64_t)cnt > len) {
+    throw_range(env, "%s: offset %lld + length %lld exceeds buffer of %zu bytes", fname, (long long)off,
+                (long long)cnt, len);
+    return 1;
+  }
+  *p = buf + off;
+  *n = (size_t)cnt;
+  return 0;
+}
+
 /* tunWrite(fd, buf, offset, length) -> bytes written, -1 on EAGAIN, -errno on other errors. One write = one packet.
  * (EPERM is 1 and so would read as EAGAIN; write(2) on a TUN fd never fails with EPERM.) */
 static napi_value tun_write(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   if (get_args(env, info, 4, argv, "tunWrite")) return NULL;
   int fd;
-  uint8_t *buf;
-  size_t len;
-  int64_t off, n;
-  if (get_fd(env, argv[0], &fd) || get_typed(env, argv[1], "buf", napi_uint8_array, 0, (void **)&buf, &len) ||
-      get_int(env, argv[2], "offset", 0, INT32_MAX, &off) || get_int(env, argv[3], "length", 0, INT32_MAX, &n))
-    return NULL;
-  if ((uint64_t)off + (uint64_t)n > len) {
-    throw_range(env, "tunWrite: offset %lld + length %lld exceeds buffer of %zu bytes", (long long)off,
-                (long long)n, len);
-    return NULL;
-  }
+  uint8_t *p;
+  size_t n;
+  if (get_fd_slice(env, argv, "tunWrite", &fd, &p, &n)) return NULL;
   for (;;) {
-    ssize_t r = write(fd, buf + off, (size_t)n);
+    ssize_t r = write(fd, p, n);
     if (r >= 0) return make_int(env, r);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return make_int(env, -1);
@@ -716,18 +726,9 @@ static napi_value raw_send(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   if (get_args(env, info, 5, argv, "rawSend")) return NULL;
   int fd;
-  uint8_t *buf;
-  size_t len;
-  int64_t off, n;
-  if (get_fd(env, argv[0], &fd) || get_typed(env, argv[1], "buf", napi_uint8_array, 0, (void **)&buf, &len) ||
-      get_int(env, argv[2], "offset", 0, INT32_MAX, &off) || get_int(env, argv[3], "length", 0, INT32_MAX, &n))
-    return NULL;
-  if ((uint64_t)off + (uint64_t)n > len) {
-    throw_range(env, "rawSend: offset %lld + length %lld exceeds buffer of %zu bytes", (long long)off, (long long)n,
-                len);
-    return NULL;
-  }
-  const uint8_t *p = buf + off;
+  uint8_t *p;
+  size_t n;
+  if (get_fd_slice(env, argv, "rawSend", &fd, &p, &n)) return NULL;
   struct sockaddr_storage ss;
   socklen_t sl;
   memset(&ss, 0, sizeof ss);
@@ -767,7 +768,7 @@ static napi_value raw_send(napi_env env, napi_callback_info info) {
     sl = sizeof *s6;
   }
   for (;;) {
-    ssize_t r = sendto(fd, p, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&ss, sl);
+    ssize_t r = sendto(fd, p, n, MSG_DONTWAIT, (struct sockaddr *)&ss, sl);
     if (r >= 0) return make_int(env, r);
     if (errno == EINTR) continue;
     return make_int(env, -errno);
