@@ -12,7 +12,6 @@ import { resolveDaemonConfig, resolveIpv4, resolveServerAddresses, type ClientDa
 import { TeredoClient } from '../teredo/client.js';
 import { TeredoRelay } from '../teredo/relay.js';
 import { TeredoServer } from '../teredo/server.js';
-import type { Endpoint } from '../core/endpoint.js';
 import { formatIpv4, formatIpv6, parseIpv4, type Ipv4, type Ipv4Port } from '../wire/ip.js';
 import {
   clientPeersJson,
@@ -64,7 +63,6 @@ export interface DaemonHandle {
 }
 
 type Started = {
-  endpoint: Endpoint;
   driver: Driver;
   handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown;
   replaceCore: (next: DaemonConfig) => Promise<void>;
@@ -112,7 +110,6 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
   let helper: PrivilegedHelper | undefined;
   let ifaceName: string | undefined;
   try {
-    let endpoint: Endpoint;
     let driver: Driver;
     let handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown;
     let replaceCore: Started['replaceCore'];
@@ -122,13 +119,12 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
       else await applyIfaceCommand(cmd);
     };
     if (config.role === 'client') {
-      ({ endpoint, driver, handler, replaceCore } = await startClient(config, rng, log, ifaceRun, (n) => (ifaceName = n), cleanups));
+      ({ driver, handler, replaceCore } = await startClient(config, rng, log, ifaceRun, (n) => (ifaceName = n), cleanups));
     } else if (config.role === 'relay') {
-      ({ endpoint, driver, handler, replaceCore } = await startRelay(config, rng, log, (n) => (ifaceName = n), cleanups));
+      ({ driver, handler, replaceCore } = await startRelay(config, rng, log, (n) => (ifaceName = n), cleanups));
     } else {
-      ({ endpoint, driver, handler, replaceCore } = await startServer(config, log, cleanups));
+      ({ driver, handler, replaceCore } = await startServer(config, log, cleanups));
     }
-    void endpoint;
     const control = new ControlServer(config.controlSocket, (req) => handler(req.cmd, req.args), { role });
     await control.listen();
     cleanups.push(() => control.close());
@@ -255,7 +251,7 @@ async function startClient(
     config = next;
     driver.replaceEndpoint(client);
   };
-  return { endpoint: client, driver, handler, replaceCore };
+  return { driver, handler, replaceCore };
 }
 
 async function startRelay(
@@ -314,14 +310,13 @@ async function startRelay(
         throw new Error(`unknown command '${cmd}' (state, peers, stats)`);
     }
   };
-  void log;
   const replaceCore = async (next: DaemonConfig): Promise<void> => {
     if (next.role !== 'relay') return;
     relay = new TeredoRelay({ ...next.core, local }, rng);
     config = next;
     driver.replaceEndpoint(relay);
   };
-  return { endpoint: relay, driver, handler, replaceCore };
+  return { driver, handler, replaceCore };
 }
 
 async function startServer(
@@ -371,7 +366,7 @@ async function startServer(
     server = new TeredoServer(core);
     driver.replaceEndpoint(server);
   };
-  return { endpoint: server, driver, handler, replaceCore };
+  return { driver, handler, replaceCore };
 }
 
 function formatServerName(config: ClientDaemonConfig): string {
