@@ -24,28 +24,11 @@ import {
 } from '../../src/io/control.js';
 import type { ClientStatus, PeerInfo } from '../../src/teredo/client.js';
 import { PeerList } from '../../src/teredo/peers.js';
-import { parseIpv4, parseIpv6 } from '../../src/wire/ip.js';
 
-const v4 = (s: string) => parseIpv4(s)!;
-const v6 = (s: string) => parseIpv6(s)!;
+import { v4, v6 } from '../addresses.js';
+import { QUALIFIED_STATUS } from '../teredo/fixtures.js';
 
-const STATUS: ClientStatus = {
-  state: 'qualified',
-  reason: 'qualified',
-  server: v4('198.51.100.1'),
-  server2: v4('198.51.100.2'),
-  natType: 'port-restricted',
-  natDetection: 'done',
-  portFilteringKnown: true,
-  portPreserving: false,
-  localMapping: { addr: v4('192.168.1.10'), port: 50000 },
-  externalMapping: { addr: v4('203.0.113.1'), port: 20001 },
-  teredoAddress: v6('2001:0:c633:6401:104e:b1de:34ff:8efe'),
-  mtu: 1280,
-  refreshIntervalMs: [15000, 21000],
-  addressChanges: 0,
-  lastServerContact: 95_000,
-};
+const STATUS: ClientStatus = QUALIFIED_STATUS;
 
 const PEERS: PeerInfo[] = [
   { address: v6('2001:0:c633:6401:0:e9f6:34ff:8efe'), trusted: true, teredo: true, endpoint: { addr: v4('203.0.113.17'), port: 5641 }, local: undefined, lastRx: 98_800, lastTx: 99_150, queued: 0 },

@@ -16,9 +16,8 @@ import { TeredoClient } from '../../src/teredo/client.js';
 import { TeredoRelay } from '../../src/teredo/relay.js';
 import { TeredoServer } from '../../src/teredo/server.js';
 import { SeededRng as Rng } from '../../src/core/rng.js';
-import { formatIpv4, formatIpv6, parseIpv4 } from '../../src/wire/ip.js';
-
-const v4 = (s: string) => parseIpv4(s)!;
+import { formatIpv4, formatIpv6 } from '../../src/wire/ip.js';
+import { v4 } from '../addresses.js';
 
 /** Files from a map instead of the disk; the control path is fixed so no /proc lookup matters. */
 function opts(files: Record<string, string>, cwd = '/work'): ResolveOptions {

@@ -13,9 +13,9 @@ import {
   readDirectiveLines,
   type HostAddress,
 } from '../../src/config/miredo.js';
-import { formatIpv6, parseIpv4 } from '../../src/wire/ip.js';
+import { formatIpv6 } from '../../src/wire/ip.js';
+import { v4 } from '../addresses.js';
 
-const v4 = (s: string) => parseIpv4(s)!;
 const ipv4Value = (text: string): HostAddress => ({ kind: 'ipv4', addr: v4(text), text });
 
 // Reference study §3, verbatim.

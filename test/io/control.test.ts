@@ -32,7 +32,9 @@ import {
 } from '../../src/io/control.js';
 import type { ClientStatus, PeerInfo } from '../../src/teredo/client.js';
 import { PeerList } from '../../src/teredo/peers.js';
-import { parseIpv4, parseIpv6 } from '../../src/wire/ip.js';
+
+import { v4, v6 } from '../addresses.js';
+import { QUALIFIED_STATUS } from '../teredo/fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -353,26 +355,7 @@ test('a non-root user is told to run as root', { skip: isRoot ? false : 'needs r
 // ---------------------------------------------------------------------------------------------------------------
 // Converters
 
-const v4 = (s: string) => parseIpv4(s)!;
-const v6 = (s: string) => parseIpv6(s)!;
-
-const QUALIFIED: ClientStatus = {
-  state: 'qualified',
-  reason: 'qualified',
-  server: v4('198.51.100.1'),
-  server2: v4('198.51.100.2'),
-  natType: 'port-restricted',
-  natDetection: 'done',
-  portFilteringKnown: true,
-  portPreserving: false,
-  localMapping: { addr: v4('192.168.1.10'), port: 50000 },
-  externalMapping: { addr: v4('203.0.113.1'), port: 20001 },
-  teredoAddress: v6('2001:0:c633:6401:104e:b1de:34ff:8efe'),
-  mtu: 1280,
-  refreshIntervalMs: [15000, 21000],
-  addressChanges: 1,
-  lastServerContact: 95_000,
-};
+const QUALIFIED: ClientStatus = { ...QUALIFIED_STATUS, addressChanges: 1 };
 
 test('clientStateJson: addresses as text, times as ago, daemon facts', () => {
   const j = clientStateJson(QUALIFIED, { now: 100_000, startedAt: 40_000, serverName: 'teredo.example.net', interfaceName: 'teredo', pid: 4242 });

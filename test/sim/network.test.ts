@@ -9,8 +9,9 @@ import { ActionQueue, type Action, type Endpoint } from '../../src/core/endpoint
 import { ConfigError } from '../../src/core/errors.js';
 import type { Millis } from '../../src/core/time.js';
 import { finish, pseudoSumV6, sum16 } from '../../src/wire/checksum.js';
-import { ipv6HasPrefix, parseIpv6 } from '../../src/wire/ip.js';
+import { ipv6HasPrefix } from '../../src/wire/ip.js';
 import { EchoCore, ep, ip, ProbeCore, SinkCore } from './doubles.js';
+import { v6 } from '../addresses.js';
 
 const SERVER = ep('198.51.100.1:7000');
 const NAT_PUB = ip('203.0.113.1');
@@ -207,12 +208,6 @@ class Ipv6Gateway implements Endpoint {
   poll(): Action | undefined {
     return this.actions.poll();
   }
-}
-
-function v6(text: string): Uint8Array {
-  const a = parseIpv6(text);
-  if (!a) throw new Error(text);
-  return a;
 }
 
 function echoRequest(src: Uint8Array, dst: Uint8Array, id: number, seq: number, data: Uint8Array): Uint8Array {

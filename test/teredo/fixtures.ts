@@ -1,20 +1,13 @@
 /** Packet builders shared by the Teredo tests. */
 import { buildIcmpv6Packet } from '../../src/wire/icmpv6.js';
-import { parseIpv4, parseIpv6, type Ipv4, type Ipv4Port } from '../../src/wire/ip.js';
+import { type Ipv4Port } from '../../src/wire/ip.js';
 import { ALL_ROUTERS } from '../../src/wire/ipv6class.js';
 import { encodeTeredoPacket, type AuthHeader } from '../../src/wire/teredo.js';
 
-export function v4(text: string): Ipv4 {
-  const a = parseIpv4(text);
-  if (a === undefined) throw new Error(`bad IPv4 in test: ${text}`);
-  return a;
-}
+import { v4, v6 } from '../addresses.js';
+import type { ClientStatus } from '../../src/teredo/client.js';
 
-export function v6(text: string): Uint8Array {
-  const a = parseIpv6(text);
-  if (!a) throw new Error(`bad IPv6 in test: ${text}`);
-  return a;
-}
+export { v4, v6 };
 
 export function ep(text: string): Ipv4Port {
   const [a, p] = text.split(':');
@@ -34,3 +27,22 @@ export function rsDatagram(opts: { cone?: boolean; auth?: AuthHeader; source?: U
   const rs = buildIcmpv6Packet(source, ALL_ROUTERS, { type: 'router-solicitation', options: [] }, opts.hopLimit);
   return encodeTeredoPacket(opts.auth ? { auth: opts.auth, ipv6: rs } : { ipv6: rs });
 }
+
+/** A client qualified behind a port-restricted NAT, as `show state` sees it. */
+export const QUALIFIED_STATUS: ClientStatus = {
+  state: 'qualified',
+  reason: 'qualified',
+  server: v4('198.51.100.1'),
+  server2: v4('198.51.100.2'),
+  natType: 'port-restricted',
+  natDetection: 'done',
+  portFilteringKnown: true,
+  portPreserving: false,
+  localMapping: { addr: v4('192.168.1.10'), port: 50000 },
+  externalMapping: { addr: v4('203.0.113.1'), port: 20001 },
+  teredoAddress: v6('2001:0:c633:6401:104e:b1de:34ff:8efe'),
+  mtu: 1280,
+  refreshIntervalMs: [15000, 21000],
+  addressChanges: 0,
+  lastServerContact: 95_000,
+};

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseIpv6 as parseIpv6Text } from '../../src/wire/ip.js';
+
 import {
   buildIcmpv6Packet,
   emitIcmpv6,
@@ -22,14 +22,9 @@ import {
 } from '../../src/wire/icmpv6.js';
 import { emitIpv6Header } from '../../src/wire/ipv6.js';
 import { hex, toHex, concat } from './bytes.js';
+import { v6 } from '../addresses.js';
 
 const SEED = 4380;
-
-function v6(text: string): Uint8Array {
-  const a = parseIpv6Text(text);
-  assert.ok(a, text);
-  return a;
-}
 
 /**
  * Reference ICMPv6 checksum (RFC 4443 §2.3): the RFC 8200 §8.1 pseudo-header written out as bytes, then RFC 1071

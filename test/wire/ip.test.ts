@@ -25,20 +25,9 @@ import {
   writeIpv4,
 } from '../../src/wire/ip.js';
 import { hex, toHex } from './bytes.js';
+import { v4, v6 } from '../addresses.js';
 
 const SEED = 4380;
-
-function v6(text: string): Uint8Array {
-  const a = parseIpv6(text);
-  assert.ok(a, `test setup: ${text} should parse`);
-  return a;
-}
-
-function v4(text: string): number {
-  const a = parseIpv4(text);
-  assert.ok(a !== undefined, `test setup: ${text} should parse`);
-  return a;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // IPv4 text

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseIpv6 as parseIpv6Text } from '../../src/wire/ip.js';
+
 import {
   buildBubble,
   emitIpv6Header,
@@ -20,14 +20,9 @@ import {
   type Ipv6HeaderInit,
 } from '../../src/wire/ipv6.js';
 import { hex, toHex, concat } from './bytes.js';
+import { v6 } from '../addresses.js';
 
 const SEED = 4380;
-
-function v6(text: string): Uint8Array {
-  const a = parseIpv6Text(text);
-  assert.ok(a, text);
-  return a;
-}
 
 // The Teredo client's connectivity-test echo request (report §8.1 frame 3 shape), tshark-verified.
 const TEREDO_CLIENT = '2001:0:c633:6401:2079:97eb:34ff:8efe';

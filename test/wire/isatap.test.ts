@@ -2,20 +2,9 @@
 // white paper (seeds/003, "ISATAP" and "ISATAP Addressing Example").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatIpv6, isGlobalIpv4, parseIpv4, parseIpv6, type Ipv4 } from '../../src/wire/ip.js';
+import { formatIpv6, isGlobalIpv4 } from '../../src/wire/ip.js';
 import { decodeIsatap, isatapAddress, isatapInterfaceId, isPrivateIpv4, specialIpv4Range } from '../../src/wire/isatap.js';
-
-function v4(text: string): Ipv4 {
-  const v = parseIpv4(text);
-  assert.ok(v !== undefined, text);
-  return v;
-}
-
-function v6(text: string): Uint8Array {
-  const v = parseIpv6(text);
-  assert.ok(v, text);
-  return v;
-}
+import { v4, v6 } from '../addresses.js';
 
 const FE80 = v6('fe80::');
 

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../src/core/errors.js';
-import { formatIpv6, parseIpv4, parseIpv6, type Ipv4 } from '../../src/wire/ip.js';
+import { formatIpv6 } from '../../src/wire/ip.js';
 import {
   checkSixToFourIpv4,
   decodeSixToFour,
@@ -13,18 +13,7 @@ import {
   sixToFourRefusal,
   SIXTOFOUR_RELAY_ANYCAST,
 } from '../../src/wire/sixtofour.js';
-
-function v4(text: string): Ipv4 {
-  const v = parseIpv4(text);
-  assert.ok(v !== undefined, text);
-  return v;
-}
-
-function v6(text: string): Uint8Array {
-  const v = parseIpv6(text);
-  assert.ok(v, text);
-  return v;
-}
+import { v4, v6 } from '../addresses.js';
 
 test('the 6to4 router: 157.60.0.1 → 2002:9D3C:1::/48, subnet 2002:9D3C:1:1::/64, Host A 2002:9D3C:1:1::1', () => {
   assert.deepEqual(sixToFourPrefix(v4('157.60.0.1')), v6('2002:9D3C:1::'));

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatIpv6, parseIpv4 as parseIpv4Text, parseIpv6 as parseIpv6Text, readIpv4, type Ipv4Port } from '../../src/wire/ip.js';
+import { formatIpv6, readIpv4, type Ipv4Port } from '../../src/wire/ip.js';
 import { buildIcmpv6Packet, parseIcmpv6Packet, type Icmpv6Message } from '../../src/wire/icmpv6.js';
 import { parseIpv4 } from '../../src/wire/ipv4.js';
 import { buildBubble, emitIpv6Header, isBubble, parseIpv6 } from '../../src/wire/ipv6.js';
@@ -41,20 +41,9 @@ import {
 } from '../../src/wire/teredo.js';
 import { buildIpv4Udp, parseUdp } from '../../src/wire/udp.js';
 import { hex, toHex, concat } from './bytes.js';
+import { v4, v6 } from '../addresses.js';
 
 const SEED = 4380;
-
-function v6(text: string): Uint8Array {
-  const a = parseIpv6Text(text);
-  assert.ok(a, text);
-  return a;
-}
-
-function v4(text: string): number {
-  const a = parseIpv4Text(text);
-  assert.ok(a !== undefined, text);
-  return a;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Addresses
