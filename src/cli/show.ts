@@ -40,6 +40,7 @@ export function formatClientStateJson(j: ClientStateJson, extras: ShowStateExtra
     ['Address Changes', String(j.addressChanges)],
   ];
   if (j.lastServerContactAgoMs !== null) rows.push(['Last Server Contact', `${ago(j.lastServerContactAgoMs)} ago`]);
+  if (j.interfaceStatus !== null && j.interfaceStatus !== undefined) rows.push(['Interface Address', j.interfaceStatus]);
   rows.push(...daemonRows(j));
   return block(rows);
 }

@@ -471,6 +471,11 @@ export interface ClientStateJson extends DaemonJson {
   refreshIntervalMs: [number, number];
   addressChanges: number;
   lastServerContactAgoMs: number | null;
+  /**
+   * The kernel side of the address: 'up' once the Teredo address and route are on the interface, 'pending' while
+   * they are being applied, 'down' before qualification or after a withdrawal, 'failed' if applying them failed.
+   */
+  interfaceStatus: 'up' | 'pending' | 'down' | 'failed' | null;
 }
 
 export interface DaemonExtras {
@@ -486,6 +491,7 @@ export interface ClientStateExtras extends DaemonExtras {
   serverName?: string;
   /** The configured port (BindPort); undefined or 0 falls back to the local mapping's port. */
   clientPort?: number;
+  interfaceStatus?: ClientStateJson['interfaceStatus'];
 }
 
 function daemonJson(x: DaemonExtras): DaemonJson {
@@ -518,6 +524,7 @@ export function clientStateJson(s: ClientStatus, x: ClientStateExtras = {}): Cli
     refreshIntervalMs: [s.refreshIntervalMs[0], s.refreshIntervalMs[1]],
     addressChanges: s.addressChanges,
     lastServerContactAgoMs: s.lastServerContact !== undefined && x.now !== undefined ? Math.max(0, x.now - s.lastServerContact) : null,
+    interfaceStatus: x.interfaceStatus ?? null,
     ...daemonJson(x),
   };
 }

@@ -235,7 +235,7 @@ async function startClient(
     const now = driver.now();
     switch (cmd) {
       case 'state':
-        return clientStateJson(client.status(), { now, startedAt: 0, interfaceName: tun.name, pid: process.pid, clientPort: config.bind.port, serverName: formatServerName(config) });
+        return clientStateJson(client.status(), { now, startedAt: 0, interfaceName: tun.name, pid: process.pid, clientPort: config.bind.port, serverName: formatServerName(config), interfaceStatus: driver.ifaceStatus() });
       case 'peers':
         return clientPeersJson(client.peerTable(), now, args);
       case 'stats':

@@ -38,6 +38,8 @@ export class Driver {
   private timer: NodeJS.Timeout | undefined;
   private timerAt: number | undefined;
   private ifaceChain: Promise<void> = Promise.resolve();
+  private ifacePending = 0;
+  private ifaceLast: 'up' | 'down' | 'failed' | undefined;
   private stopped = false;
   private readonly started = performance.now();
 
@@ -100,6 +102,15 @@ export class Driver {
   }
 
   /** Waits for queued interface changes (for a clean shutdown). */
+  /**
+   * Where the interface stands: 'up' once the last address change the core asked for is in the kernel,
+   * 'pending' while one is being applied, 'down' before the first or after a withdrawal, 'failed' if the last failed.
+   */
+  ifaceStatus(): 'up' | 'pending' | 'down' | 'failed' {
+    if (this.ifacePending > 0) return 'pending';
+    return this.ifaceLast ?? 'down';
+  }
+
   ifaceIdle(): Promise<void> {
     return this.ifaceChain;
   }
@@ -207,11 +218,21 @@ export class Driver {
       case 'iface-down': {
         const run = this.opts.iface;
         if (!run) return;
+        this.ifacePending++;
+        const up = a.kind === 'iface-up';
         this.ifaceChain = this.ifaceChain.then(() =>
-          run(a).catch((e: unknown) => {
-            this.counters.inc('iface-errors');
-            this.opts.onError?.(e as Error);
-          }),
+          run(a).then(
+            () => {
+              this.ifacePending--;
+              this.ifaceLast = up ? 'up' : 'down';
+            },
+            (e: unknown) => {
+              this.ifacePending--;
+              this.ifaceLast = 'failed';
+              this.counters.inc('iface-errors');
+              this.opts.onError?.(e as Error);
+            },
+          ),
         );
         return;
       }

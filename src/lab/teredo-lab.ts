@@ -244,7 +244,7 @@ export async function waitForClients(l: RunningTeredoLab, names: readonly Client
         try {
           const s = await showJson<ClientStateJson>(p.ns, 'state', 'client', 3000);
           last[n] = `${s.state} (${s.reason}), NAT ${s.natType}/${s.natDetection}`;
-          if (s.state === 'qualified' && (!wantNat || s.natDetection === 'done')) done[n] = { state: s, timings: clientTimings(p.log()) };
+          if (s.state === 'qualified' && s.interfaceStatus === 'up' && (!wantNat || s.natDetection === 'done')) done[n] = { state: s, timings: clientTimings(p.log()) };
         } catch (e) {
           last[n] = e instanceof Error ? e.message : String(e);
         }

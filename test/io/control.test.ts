@@ -358,7 +358,7 @@ test('a non-root user is told to run as root', { skip: isRoot ? false : 'needs r
 const QUALIFIED: ClientStatus = { ...QUALIFIED_STATUS, addressChanges: 1 };
 
 test('clientStateJson: addresses as text, times as ago, daemon facts', () => {
-  const j = clientStateJson(QUALIFIED, { now: 100_000, startedAt: 40_000, serverName: 'teredo.example.net', interfaceName: 'teredo', pid: 4242 });
+  const j = clientStateJson(QUALIFIED, { now: 100_000, startedAt: 40_000, serverName: 'teredo.example.net', interfaceName: 'teredo', pid: 4242, interfaceStatus: 'pending' });
   assert.deepEqual(j, {
     role: 'client',
     state: 'qualified',
@@ -378,6 +378,7 @@ test('clientStateJson: addresses as text, times as ago, daemon facts', () => {
     refreshIntervalMs: [15000, 21000],
     addressChanges: 1,
     lastServerContactAgoMs: 5000,
+    interfaceStatus: 'pending',
     pid: 4242,
     uptimeMs: 60_000,
     interfaceName: 'teredo',
@@ -389,6 +390,7 @@ test('clientStateJson: addresses as text, times as ago, daemon facts', () => {
   assert.equal(offline.portPreserving, null);
   assert.equal(offline.clientPort, null);
   assert.equal(offline.lastServerContactAgoMs, null);
+  assert.equal(offline.interfaceStatus, null);
   assert.equal(offline.pid, null);
 });
 

@@ -39,7 +39,7 @@ test('client daemon: pid file, unprivileged user (nobody by default), reload on 
     const client = lab.spawn(cli.ns, 'client', process.execPath, [BIN, 'teredo', 'client', '-f', '-p', pidFile, '--server', '198.51.100.1', '--interface', 'teredo']);
     const s = await waitFor('qualification', async () => {
       const st = await state(cli.ns);
-      return st && st.state === 'qualified' && st.natDetection === 'done' ? st : undefined;
+      return st && st.state === 'qualified' && st.interfaceStatus === 'up' && st.natDetection === 'done' ? st : undefined;
     });
     assert.equal(s.natType, 'port-restricted');
     assert.equal(readFileSync(pidFile, 'utf8').trim(), String(client.pid));

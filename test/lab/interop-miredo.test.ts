@@ -119,7 +119,7 @@ async function ourQualified(lab: Lab, ns: string, p: ManagedProcess, timeoutMs =
     `our client in ${ns} to qualify`,
     async () => {
       const s = await ourState(lab, ns);
-      return s && s.state === 'qualified' && s.natDetection !== 'running' && typeof s.teredoAddress === 'string' ? s : undefined;
+      return s && s.state === 'qualified' && s.interfaceStatus === 'up' && s.natDetection !== 'running' && typeof s.teredoAddress === 'string' ? s : undefined;
     },
     timeoutMs,
     [p],
