@@ -1,0 +1,473 @@
+/**
+ * The protocol-41 adapter: runs an IPv6-in-IPv4 core (ISATAP host or router, 6to4 host/router/relay) on real time
+ * with a TUN device and raw IPv4 sockets, the way driver.ts runs the Teredo cores. The kernels we run on have no
+ * sit driver (CONFIG_IPV6_SIT unset), so the data plane is ours, in user space:
+ *
+ *   receive  a raw IPv4 socket for protocol 41 (the kernel hands it every protocol-41 packet addressed to this
+ *            host, IPv4 header included), drained in batches of up to 64 per native call (recvmmsg);
+ *   send     an IPPROTO_RAW socket (header included), so that the outer source is the one the core picks (6to4
+ *            with several public addresses; ISATAP hosts whose address must match their interface identifier);
+ *   tunnel   the TUN device: packets the kernel routes into it go to the core, the core's deliveries are written to it.
+ *
+ * Also here: the name resolution ISATAP hosts need (hosts file, then DNS with the search domains), interface setup
+ * through `ip`, the control socket, and the local IPv4 address discovery.
+ */
+import { createSocket } from 'node:dgram';
+import { Resolver } from 'node:dns/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Counters } from '../core/counters.js';
+import type { TunnelAction, TunnelCore } from '../isatap/tunnel.js';
+import { formatIpv4, parseIpv4, type Ipv4 } from '../wire/ip.js';
+import { emitIpv4Header, IPV4_MIN_HEADER, PROTO_IPV6 } from '../wire/ipv4.js';
+import { controlDir, ControlServer } from './control.js';
+import type { IfaceAction } from './driver.js';
+import { applyIfaceCommand, toIfaceCommand } from './iface.js';
+import type { Logger } from './log.js';
+import { errnoName, loadNative, type NativeBinding, type PollHandle } from './native.js';
+import { TunDevice } from './tun.js';
+
+/** What `show state` says about the data plane. */
+export const DATA_PLANE = 'user space (raw protocol 41)';
+
+/** The control socket of a tunnel daemon of this network namespace: isatap-host.sock, isatap-router.sock, 6to4.sock. */
+export function tunnelControlPath(name: string): string {
+  return join(controlDir(), `${name}.sock`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Name resolution: hosts file, then DNS with the search domains (RFC 5214 §8.3.2: the PRL from the name "isatap")
+
+export interface ResolverFiles {
+  hostsFile?: string;
+  resolvConf?: string;
+}
+
+/** IPv4 addresses a hosts file gives `name` (case-insensitive, aliases included), in file order. */
+export function hostsLookup(text: string, name: string): Ipv4[] {
+  const out: Ipv4[] = [];
+  const want = name.toLowerCase().replace(/\.$/, '');
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (!line) continue;
+    const [addr, ...names] = line.split(/\s+/);
+    const a = parseIpv4(addr!);
+    if (a === undefined) continue;
+    if (names.some((n) => n.toLowerCase().replace(/\.$/, '') === want) && !out.includes(a)) out.push(a);
+  }
+  return out;
+}
+
+/** The search list of resolv.conf (`search` or `domain`; the last one wins, as in glibc), and its name servers. */
+export function parseResolvConf(text: string): { search: string[]; nameservers: string[]; ndots: number } {
+  let search: string[] = [];
+  const nameservers: string[] = [];
+  let ndots = 1;
+  for (const raw of text.split('\n')) {
+    const words = raw.replace(/[#;].*/, '').trim().split(/\s+/).filter(Boolean);
+    if (words.length === 0) continue;
+    if (words[0] === 'search' || words[0] === 'domain') search = words.slice(1);
+    else if (words[0] === 'nameserver' && words[1]) nameservers.push(words[1]);
+    else if (words[0] === 'options') {
+      for (const o of words.slice(1)) {
+        const m = /^ndots:(\d+)$/.exec(o);
+        if (m) ndots = Math.min(15, Number(m[1]));
+      }
+    }
+  }
+  return { search, nameservers, ndots };
+}
+
+/** The names to try for `name`, in resolver order: as is first if it has ndots dots, then with each search domain. */
+export function candidateNames(name: string, search: string[], ndots: number): string[] {
+  if (name.endsWith('.')) return [name.slice(0, -1)];
+  const dots = name.split('.').length - 1;
+  const withSearch = search.map((d) => `${name}.${d.replace(/\.$/, '')}`);
+  return dots >= ndots ? [name, ...withSearch] : [...withSearch, name];
+}
+
+/** hosts file first (the name and the name with each search domain), then DNS A records in resolver order. */
+export async function resolveIpv4Name(name: string, files: ResolverFiles = {}): Promise<Ipv4[]> {
+  const literal = parseIpv4(name);
+  if (literal !== undefined) return [literal];
+  let conf = { search: [] as string[], nameservers: [] as string[], ndots: 1 };
+  try {
+    conf = parseResolvConf(readFileSync(files.resolvConf ?? '/etc/resolv.conf', 'utf8'));
+  } catch {
+    // No resolv.conf: no search list, the system's default servers.
+  }
+  const names = candidateNames(name, conf.search, conf.ndots);
+  let hosts = '';
+  try {
+    hosts = readFileSync(files.hostsFile ?? '/etc/hosts', 'utf8');
+  } catch {
+    // No hosts file.
+  }
+  for (const n of names) {
+    const found = hostsLookup(hosts, n);
+    if (found.length > 0) return found;
+  }
+  const resolver = new Resolver({ timeout: 3000, tries: 2 });
+  if (files.resolvConf && conf.nameservers.length > 0) resolver.setServers(conf.nameservers);
+  let last: Error | undefined;
+  for (const n of names) {
+    try {
+      const addrs = (await resolver.resolve4(n)).map((a) => parseIpv4(a)).filter((a): a is Ipv4 => a !== undefined);
+      if (addrs.length > 0) return addrs;
+    } catch (e) {
+      last = e as Error;
+    }
+  }
+  throw new Error(`${name}: not in the hosts file, and DNS has no A record for ${names.join(', ')}${last ? ` (${(last as NodeJS.ErrnoException).code ?? last.message})` : ''}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Local IPv4 addresses
+
+/** Which local IPv4 address the kernel would use towards `to`. */
+export function sourceAddressTowards(to: Ipv4): Promise<Ipv4> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.on('error', (e) => {
+      s.close();
+      reject(e);
+    });
+    s.connect(9, formatIpv4(to), () => {
+      const a = parseIpv4(s.address().address);
+      s.close();
+      if (a === undefined) reject(new Error(`no local IPv4 address towards ${formatIpv4(to)}`));
+      else resolve(a);
+    });
+  });
+}
+
+/** Every IPv4 address on this host's interfaces except loopback, in interface order. */
+export function localIpv4Addresses(): Ipv4[] {
+  const out: Ipv4[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family !== 'IPv4' || a.internal) continue;
+      const v = parseIpv4(a.address);
+      if (v !== undefined && !out.includes(v)) out.push(v);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The driver
+
+export interface TunnelDriverOptions {
+  tun: TunDevice;
+  /** Carries out interface changes in order; default: `ip` on the TUN device. */
+  iface?: (a: IfaceAction) => Promise<void>;
+  resolver?: ResolverFiles;
+  log: Logger;
+  /** Every packet in and out, for captures: outer IPv4 packets ('ipv4-in'/'ipv4-out') and tunnel packets. */
+  tap?: (dir: 'ipv4-in' | 'ipv4-out' | 'tun-in' | 'tun-out', data: Uint8Array) => void;
+}
+
+export type StartableCore = TunnelCore & { start(now: number): void };
+
+const RX_SLOT = 2048;
+const RX_BATCH = 64;
+const RX_BATCHES_PER_WAKE = 16;
+
+export class TunnelDriver {
+  readonly counters = new Counters();
+  private readonly native: NativeBinding;
+  private readonly rxFd: number;
+  private readonly txFd: number;
+  private rxPoll: PollHandle | undefined;
+  private readonly arena = new Uint8Array(RX_SLOT * RX_BATCH);
+  private readonly lengths = new Uint32Array(RX_BATCH);
+  private readonly rxStats = new Uint32Array(1);
+  private readonly txBuf = new Uint8Array(IPV4_MIN_HEADER + 65535);
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt: number | undefined;
+  private ifaceChain: Promise<void> = Promise.resolve();
+  private ifacePending = 0;
+  private ifaceLast: 'up' | 'failed' | undefined;
+  private stopped = false;
+  private readonly started = performance.now();
+
+  constructor(
+    readonly core: StartableCore,
+    private readonly opts: TunnelDriverOptions,
+  ) {
+    this.native = loadNative();
+    this.rxFd = this.native.rawOpen(4, PROTO_IPV6);
+    try {
+      this.txFd = this.native.rawOpen(4, 255);
+    } catch (e) {
+      this.native.close(this.rxFd);
+      throw e;
+    }
+    opts.tun.onPackets((arena, lengths, count, slotSize) => {
+      const now = this.now();
+      for (let i = 0; i < count; i++) {
+        const packet = arena.subarray(i * slotSize, i * slotSize + lengths[i]!);
+        opts.tap?.('tun-in', packet);
+        this.core.handleIpv6(now, packet);
+      }
+      this.drain();
+    });
+    opts.tun.onError((e) => opts.log.warn(e.message));
+  }
+
+  now(): number {
+    return performance.now() - this.started;
+  }
+
+  start(): void {
+    this.rxPoll = this.native.pollStart(this.rxFd, 'r', (status) => this.onReadable(status));
+    this.core.start(this.now());
+    this.drain();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.rxPoll) this.native.pollStop(this.rxPoll);
+    this.rxPoll = undefined;
+    this.native.close(this.rxFd);
+    this.native.close(this.txFd);
+  }
+
+  ifaceStatus(): 'up' | 'pending' | 'down' | 'failed' {
+    if (this.ifacePending > 0) return 'pending';
+    return this.ifaceLast ?? 'down';
+  }
+
+  ifaceIdle(): Promise<void> {
+    return this.ifaceChain;
+  }
+
+  private onReadable(status: number): void {
+    if (this.stopped) return;
+    if (status < 0) {
+      this.counters.inc(`rx-poll:${errnoName(-status)}`);
+      return;
+    }
+    const { native, rxFd, arena, lengths, rxStats } = this;
+    for (let b = 0; b < RX_BATCHES_PER_WAKE; b++) {
+      const n = native.rawRecvBatch(rxFd, arena, RX_SLOT, RX_BATCH, lengths, null, rxStats);
+      if (rxStats[0] !== 0) {
+        this.counters.inc('rx-truncated', rxStats[0]!);
+        rxStats[0] = 0;
+      }
+      if (n <= 0) {
+        if (n < 0 && n !== -11) this.counters.inc(`rx:${errnoName(-n)}`);
+        break;
+      }
+      this.counters.inc('rx-packets', n);
+      this.counters.inc('rx-batches');
+      const now = this.now();
+      for (let i = 0; i < n; i++) {
+        const packet = arena.subarray(i * RX_SLOT, i * RX_SLOT + lengths[i]!);
+        this.opts.tap?.('ipv4-in', packet);
+        this.core.handleIpv4(now, packet);
+      }
+      // Deliveries borrow the arena: carry them out before the next batch overwrites it.
+      this.drain();
+      if (n < RX_BATCH) break;
+    }
+  }
+
+  /** Carries out every action, then re-arms the one timer the core asks for. */
+  private drain(): void {
+    if (this.stopped) return;
+    for (let a = this.core.poll(); a; a = this.core.poll()) this.perform(a);
+    const due = this.core.pollTimeout();
+    if (due === undefined) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.timerAt = undefined;
+      return;
+    }
+    if (this.timer && this.timerAt === due) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = due;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = undefined;
+        this.core.handleTimeout(this.now());
+        this.drain();
+      },
+      Math.max(0, Math.ceil(due - this.now())),
+    );
+  }
+
+  private perform(a: TunnelAction): void {
+    switch (a.kind) {
+      case 'ipv4-send': {
+        const len = a.packet.length;
+        if (len > 65535 - IPV4_MIN_HEADER) {
+          this.counters.inc('tx-too-long');
+          return;
+        }
+        // RFC 4213 §3.2/§3.3: a static 1280-byte tunnel MTU, DF clear; TTL 64.
+        emitIpv4Header({ src: a.src, dst: a.dst, protocol: PROTO_IPV6, payloadLength: len, ttl: 64 }, this.txBuf, 0);
+        this.txBuf.set(a.packet, IPV4_MIN_HEADER);
+        const total = IPV4_MIN_HEADER + len;
+        this.opts.tap?.('ipv4-out', this.txBuf.subarray(0, total));
+        const r = this.native.rawSend(this.txFd, this.txBuf, 0, total, a.dst);
+        if (r < 0) this.counters.inc(`tx:${errnoName(-r)}`);
+        else this.counters.inc('tx-packets');
+        return;
+      }
+      case 'ipv6-deliver':
+        this.opts.tap?.('tun-out', a.packet);
+        this.opts.tun.write(a.packet);
+        return;
+      case 'iface-up': {
+        const run = this.opts.iface ?? ((x: IfaceAction) => applyIfaceCommand(toIfaceCommand(this.opts.tun.name, x)));
+        this.ifacePending++;
+        this.ifaceChain = this.ifaceChain.then(() =>
+          run(a).then(
+            () => {
+              this.ifacePending--;
+              this.ifaceLast = 'up';
+              this.opts.log.info('interface configured', { interface: this.opts.tun.name, addresses: toIfaceCommand(this.opts.tun.name, a).addresses });
+            },
+            (e: unknown) => {
+              this.ifacePending--;
+              this.ifaceLast = 'failed';
+              this.counters.inc('iface-errors');
+              this.opts.log.warn((e as Error).message);
+            },
+          ),
+        );
+        return;
+      }
+      case 'resolve': {
+        const name = a.name;
+        resolveIpv4Name(name, this.opts.resolver).then(
+          (addrs) => {
+            if (this.stopped) return;
+            this.opts.log.info(`${name} resolved`, { addresses: addrs.map(formatIpv4) });
+            this.core.handleResolved(this.now(), name, addrs);
+            this.drain();
+          },
+          (e: unknown) => {
+            if (this.stopped) return;
+            this.opts.log.warn(`cannot resolve ${name}: ${(e as Error).message}`);
+            this.core.handleResolved(this.now(), name, undefined, (e as Error).message);
+            this.drain();
+          },
+        );
+        return;
+      }
+      case 'state-changed':
+        this.opts.log.info(`${a.state}: ${a.reason}`, { state: a.state, reason: a.reason, ...(a.detail ? { detail: a.detail } : {}) });
+        return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The daemon around it
+
+export interface TunnelDaemonOptions {
+  /** Control socket name (isatap-host, isatap-router, 6to4) unless `controlPath` says otherwise. */
+  name: string;
+  controlPath?: string;
+  interfaceName?: string;
+  core: StartableCore;
+  log: Logger;
+  resolver?: ResolverFiles;
+  /** Turn IPv6 forwarding on (routers and relays). */
+  forwarding?: boolean;
+  /** Runs once the interface exists (LAN set-up, an advertisement daemon); returns its cleanup. */
+  afterStart?: (ifname: string) => Promise<(() => Promise<void> | void) | undefined>;
+  /** Extra fields for `show state`. */
+  extraState?: () => Record<string, unknown>;
+}
+
+export interface TunnelDaemonHandle {
+  driver: TunnelDriver;
+  interfaceName: string;
+  controlPath: string;
+  stop(reason: string): Promise<void>;
+}
+
+export async function startTunnelDaemon(o: TunnelDaemonOptions): Promise<TunnelDaemonHandle> {
+  const cleanups: (() => void | Promise<void>)[] = [];
+  const runCleanups = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        o.log.warn(`cleanup: ${(e as Error).message}`);
+      }
+    }
+    cleanups.length = 0;
+  };
+  try {
+    const tun = TunDevice.open(o.interfaceName ?? 'tun%d');
+    cleanups.push(() => tun.close());
+    if (o.forwarding) {
+      writeFileSync('/proc/sys/net/ipv6/conf/all/forwarding', '1\n');
+      o.log.info('IPv6 forwarding on (net.ipv6.conf.all.forwarding=1)');
+    }
+    const driver = new TunnelDriver(o.core, { tun, log: o.log, ...(o.resolver ? { resolver: o.resolver } : {}) });
+    cleanups.push(() => driver.stop());
+    const controlPath = o.controlPath ?? tunnelControlPath(o.name);
+    const control = new ControlServer(controlPath, ({ cmd }) => {
+      const now = driver.now();
+      switch (cmd) {
+        case 'state':
+          return {
+            ...o.core.status(now),
+            ...(o.extraState?.() ?? {}),
+            dataPlane: DATA_PLANE,
+            interfaceName: tun.name,
+            interfaceStatus: driver.ifaceStatus(),
+            pid: process.pid,
+            uptimeMs: Math.round(now),
+          };
+        case 'stats':
+          return { events: o.core.events.snapshot(), drops: o.core.drops.snapshot(), io: { ...driver.counters.snapshot(), ...prefixed('tun', tun.counters()) } };
+        default:
+          throw new Error(`unknown command '${cmd}' (state, stats)`);
+      }
+    });
+    await control.listen();
+    cleanups.push(() => control.close());
+    driver.start();
+    if (o.afterStart) {
+      await driver.ifaceIdle();
+      const c = await o.afterStart(tun.name);
+      if (c) cleanups.push(c);
+    }
+    o.log.info(`started ${o.name}`, { interface: tun.name, control: controlPath, dataPlane: DATA_PLANE });
+    let stopping: Promise<void> | undefined;
+    return {
+      driver,
+      interfaceName: tun.name,
+      controlPath,
+      stop: (reason) => {
+        stopping ??= (async () => {
+          o.log.info(`stopping: ${reason}`);
+          await driver.ifaceIdle();
+          await runCleanups();
+        })();
+        return stopping;
+      },
+    };
+  } catch (e) {
+    await runCleanups();
+    throw e;
+  }
+}
+
+function prefixed(prefix: string, o: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(o)) out[`${prefix}.${k}`] = v;
+  return out;
+}
