@@ -10,8 +10,11 @@
 #               only ever started inside lab namespaces. Installed with a policy-rc.d that forbids service starts,
 #               so that the package scripts never start a Miredo daemon in the root namespace (it would try to
 #               reach a public Teredo server); checked with pgrep afterwards.
+#   radvd       router advertisements on the 6to4 router's LAN (transit6 6to4 router) and in the ISATAP/6to4 lab
+#               tests; installed under the same policy-rc.d, so that no radvd starts in the root namespace
+#   socat       the ISATAP and 6to4 lab tests' TCP exchanges
 set -euo pipefail
-packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server)
+packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -46,7 +49,7 @@ installing_miredo=0
 before_pids=""
 for p in "${missing[@]}"; do
   case "$p" in
-    miredo | miredo-server)
+    miredo | miredo-server | radvd)
       if [ ! -e "$policy" ]; then
         trap remove_policy EXIT
         printf '#!/bin/sh\nexit 101\n' >"$policy"

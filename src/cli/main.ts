@@ -5,6 +5,7 @@ import { simCommand } from './sim.js';
 import { teredoCommand } from './teredo.js';
 import { labCommand } from './lab.js';
 import { isatapCommand } from './isatap.js';
+import { sixToFourCommand } from './sixtofour.js';
 import { EXIT_FAILURE, EXIT_USAGE, processIo, type CliIo } from './io.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
@@ -14,6 +15,7 @@ const commands: Record<string, { run: Command; summary: string }> = {
   sim: { run: simCommand, summary: 'run Teredo exchanges in the deterministic NAT simulator' },
   lab: { run: labCommand, summary: 'bring the Teredo namespace lab up or down, or show what runs in it' },
   teredo: { run: teredoCommand, summary: 'run a Teredo client, relay or server daemon; show a running one' },
+  '6to4': { run: sixToFourCommand, summary: 'run a 6to4 host, router (with a LAN) or relay; show a running one' },
   isatap: { run: isatapCommand, summary: 'run an ISATAP host or router (IPv6 in IPv4 protocol 41); show a running one' },
 };
 

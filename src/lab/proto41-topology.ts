@@ -171,7 +171,8 @@ export async function startCapture(lab: Lab, ns: string, iface: string, label: s
 }
 
 export function haveCommand(cmd: string, args: string[] = ['--version']): boolean {
-  return spawnSync(cmd, args, { encoding: 'utf8' }).status === 0;
+  // Present when it runs at all (radvd -v exits 1).
+  return spawnSync(cmd, args, { encoding: 'utf8' }).error === undefined;
 }
 
 function tshark(args: string[]): { status: number | null; stdout: string; stderr: string } {
