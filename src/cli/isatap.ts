@@ -3,24 +3,26 @@
  * (src/io/proto41.ts), and `show state|stats` for a running one. Also the pieces `transit6 6to4` shares: the
  * daemon's signal handling and the show command.
  */
+import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { existsSync, readdirSync } from 'node:fs';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { SeededRng, type Rng } from '../core/rng.js';
 import { IsatapHost } from '../isatap/host.js';
-import { IsatapRouter } from '../isatap/router.js';
+import { DEFAULT_ROUTER_LIFETIME_S, IsatapRouter } from '../isatap/router.js';
 import { controlDir, controlRequest, ControlError, DEFAULT_TIMEOUT_MS } from '../io/control.js';
 import { createLogger, type Logger } from '../io/log.js';
 import {
   localIpv4Addresses,
   resolveIpv4Name,
   sourceAddressTowards,
+  spawnRadvd,
   startTunnelDaemon,
   tunnelControlPath,
   type TunnelDaemonHandle,
   type TunnelDaemonOptions,
 } from '../io/proto41.js';
-import { formatIpv4, parseIpv4, parseIpv6Prefix, type Ipv4 } from '../wire/ip.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6Prefix, type Ipv4 } from '../wire/ip.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.js';
 
 const HELP = `usage: transit6 isatap host [--router ADDR|NAME]... [options]
@@ -50,6 +52,8 @@ and native IPv6 (turns IPv6 forwarding on).
   --local ADDR           the router's IPv4 address (default: the first one on this host)
   --interface NAME       the tunnel interface's name (default isatap0)
   --mtu N                the link MTU to advertise (default 1280)
+  --advertiser core|radvd  who answers solicitations: this daemon (default) or radvd on the tunnel interface
+                         (UnicastOnly, as ISATAP has no multicast), started and stopped with the daemon
 
 both:
   --control PATH         control socket (default /run/transit6/netns-<inode>/isatap-<role>.sock)
@@ -83,11 +87,12 @@ export async function isatapCommand(argv: string[], io: CliIo): Promise<number> 
     'default-route': { type: 'boolean' },
     'router-lifetime': { type: 'string' },
     mtu: { type: 'string' },
+    advertiser: { type: 'string' },
     control: { type: 'string' },
   } as const;
   const { values: v } = parseArgs({ args: rest, options, strict: true, allowPositionals: false });
   const hostOnly = ['router', 'prl-refresh', 'hosts-file', 'resolv-conf'] as const;
-  const routerOnly = ['prefix', 'default-route', 'router-lifetime', 'mtu'] as const;
+  const routerOnly = ['prefix', 'default-route', 'router-lifetime', 'mtu', 'advertiser'] as const;
   for (const k of sub === 'host' ? routerOnly : hostOnly) if (v[k] !== undefined) throw new UsageError(`--${k} is for 'isatap ${sub === 'host' ? 'router' : 'host'}'`);
   const local = v.local !== undefined ? ipv4Arg('--local', v.local) : undefined;
   const log = createLogger(`isatap-${sub}`);
@@ -126,20 +131,36 @@ export async function isatapCommand(argv: string[], io: CliIo): Promise<number> 
       return parsed.prefix;
     });
     if (prefixes.length === 0) throw new UsageError('isatap router needs at least one --prefix PREFIX/64');
+    const advertiser = v.advertiser ?? 'core';
+    if (advertiser !== 'core' && advertiser !== 'radvd') throw new UsageError(`--advertiser ${advertiser}: core or radvd`);
+    if (advertiser === 'radvd' && spawnSync('radvd', ['-v']).error) throw new ConfigError('radvd is not installed: install it (Debian package radvd) or leave --advertiser at core');
     const me = local ?? firstLocal(log);
+    const routerLifetimeS = v['router-lifetime'] !== undefined ? intArg('--router-lifetime', v['router-lifetime'], 1, 9000) : DEFAULT_ROUTER_LIFETIME_S;
+    const mtu = v.mtu !== undefined ? intArg('--mtu', v.mtu, 1280, 65515) : 1280;
+    const defaultRoute = v['default-route'] === true;
     opts = {
       ...base,
       forwarding: true,
-      core: new IsatapRouter({
-        local: me,
-        prefixes,
-        defaultRoute: v['default-route'] === true,
-        ...(v['router-lifetime'] !== undefined ? { routerLifetimeS: intArg('--router-lifetime', v['router-lifetime'], 1, 9000) } : {}),
-        ...(v.mtu !== undefined ? { mtu: intArg('--mtu', v.mtu, 1280, 65515) } : {}),
-      }),
+      core: new IsatapRouter({ local: me, prefixes, defaultRoute, routerLifetimeS, mtu, advertiser: advertiser === 'radvd' ? 'kernel' : 'core' }),
+      ...(advertiser === 'radvd'
+        ? {
+            afterStart: async (ifname: string) => spawnRadvd(isatapRadvdConfig(ifname, prefixes.map((p) => `${formatIpv6(p)}/64`), defaultRoute ? routerLifetimeS : 0, mtu), 'isatap-router', log),
+          }
+        : {}),
     };
   }
   return runTunnelDaemon(opts, io, log);
+}
+
+/**
+ * radvd.conf for the ISATAP router's tunnel interface: UnicastOnly (ISATAP is NBMA, RFC 5214 §8: no periodic
+ * multicast advertisements, solicited ones unicast to the host), the prefixes on-link and autonomous.
+ */
+export function isatapRadvdConfig(ifname: string, prefixes: string[], routerLifetimeS: number, mtu: number): string {
+  const lines = ['# written by transit6 isatap router --advertiser radvd', `interface ${ifname} {`, '  AdvSendAdvert on;', '  UnicastOnly on;', `  AdvDefaultLifetime ${routerLifetimeS};`, `  AdvLinkMTU ${mtu};`];
+  for (const p of prefixes) lines.push(`  prefix ${p} {`, '    AdvOnLink on;', '    AdvAutonomous on;', '  };');
+  lines.push('};', '');
+  return lines.join('\n');
 }
 
 /** Starts the daemon, then waits for SIGTERM/SIGINT. */

@@ -3,15 +3,12 @@
  * mode also serves a LAN the way the white paper's Internet Connection Sharing example does: it takes
  * 2002:WWXX:YYZZ:<subnet>::1/64 on the LAN interface, forwards, and advertises the /64 there with radvd.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { SixToFour, type SixToFourMode } from '../sixtofour/node.js';
-import { controlDir } from '../io/control.js';
 import { createLogger, type Logger } from '../io/log.js';
-import { localIpv4Addresses, resolveIpv4Name, type TunnelDaemonOptions } from '../io/proto41.js';
+import { localIpv4Addresses, resolveIpv4Name, spawnRadvd, type TunnelDaemonOptions } from '../io/proto41.js';
 import { formatIpv6, parseIpv4, type Ipv4 } from '../wire/ip.js';
 import { sixToFourAddress, sixToFourRefusal, SIXTOFOUR_RELAY_ANYCAST } from '../wire/sixtofour.js';
 import { intArg, ipv4Arg, runTunnelDaemon, tunnelShowCommand } from './isatap.js';
@@ -160,22 +157,10 @@ async function startLan(lan: string, address: Uint8Array, prefix: string, radvd:
   const cidr = `${formatIpv6(address)}/64`;
   ip(['-6', 'addr', 'replace', cidr, 'dev', lan, 'nodad']);
   log.info(`LAN ${lan}: ${cidr}`, { lan, address: cidr, prefix });
-  let child: ChildProcess | undefined;
-  if (radvd) {
-    const dir = controlDir();
-    const conf = join(dir, '6to4-radvd.conf');
-    writeFileSync(conf, radvdConfig(lan, prefix, maxInterval));
-    child = spawn('radvd', ['-n', '-m', 'stderr', '-C', conf, '-p', join(dir, '6to4-radvd.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr!.on('data', (d: Buffer) => log.info(`radvd: ${d.toString().trim()}`));
-    child.on('exit', (code, sig) => log.info(`radvd exited (${sig ?? code})`));
-    log.info(`radvd advertises ${prefix} on ${lan}`, { pid: child.pid ?? null, config: conf });
-  }
+  const stopRadvd = radvd ? spawnRadvd(radvdConfig(lan, prefix, maxInterval), '6to4', log) : undefined;
+  if (radvd) log.info(`radvd advertises ${prefix} on ${lan}`);
   return async () => {
-    if (child && child.exitCode === null && child.pid !== undefined) {
-      const exited = new Promise<void>((r) => child!.once('exit', () => r()));
-      process.kill(child.pid, 'SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-    }
+    await stopRadvd?.();
     spawnSync('ip', ['-6', 'addr', 'del', cidr, 'dev', lan]);
   };
 }

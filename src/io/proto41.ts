@@ -12,6 +12,7 @@
  * Also here: the name resolution ISATAP hosts need (hosts file, then DNS with the search domains), interface setup
  * through `ip`, the control socket, and the local IPv4 address discovery.
  */
+import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -470,4 +471,27 @@ function prefixed(prefix: string, o: Record<string, number>): Record<string, num
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(o)) out[`${prefix}.${k}`] = v;
   return out;
+}
+
+/**
+ * Runs radvd with `config` in the foreground (-n, logging to stderr, which goes to our log) until the returned
+ * cleanup stops it. The configuration and pid file live beside the control socket: <name>-radvd.conf/.pid.
+ */
+export function spawnRadvd(config: string, name: string, log: Logger): () => Promise<void> {
+  const dir = controlDir();
+  const conf = join(dir, `${name}-radvd.conf`);
+  writeFileSync(conf, config);
+  const child = spawn('radvd', ['-n', '-m', 'stderr', '-C', conf, '-p', join(dir, `${name}-radvd.pid`)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.on('error', (e) => log.warn(`radvd: ${e.message}`));
+  child.stderr.on('data', (d: Buffer) => {
+    for (const line of d.toString().split('\n')) if (line.trim()) log.info(`radvd: ${line.trim()}`);
+  });
+  child.on('exit', (code, sig) => log.info(`radvd exited (${sig ?? code})`));
+  log.info('radvd started', { pid: child.pid ?? null, config: conf });
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+  };
 }

@@ -5,8 +5,8 @@
  *   1. both hosts get the advertised prefix's address (prefix + ::5efe:w.x.y.z) and a default route;
  *   2. host to host goes direct: the router forwards none of it;
  *   3. a host reaches the native IPv6 host through the router: ping and a TCP exchange (socat);
- *   4. tshark decodes every packet on the intranet cleanly: IPv6 in IPv4 protocol 41, RS and RA included;
- *   5. radvd as the advertisement source on the router's tunnel interface (--advertiser radvd).
+ *   5. radvd as the advertisement source on the router's tunnel interface (--advertiser radvd, UnicastOnly);
+ *   6. tshark decodes every packet on the intranet cleanly: IPv6 in IPv4 protocol 41, RS and RA included.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,8 +40,8 @@ async function configured(lab: Lab, ns: string): Promise<State | undefined> {
 
 test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind the router', async (t) => {
   if (skipUnlessRoot(t)) return;
-  if (!haveCommand('tshark', ['-v']) || !haveCommand('dumpcap', ['-v']) || !haveCommand('socat', ['-V'])) {
-    t.skip('tshark/dumpcap/socat missing: run scripts/install-deps.sh');
+  if (!haveCommand('tshark', ['-v']) || !haveCommand('dumpcap', ['-v']) || !haveCommand('socat', ['-V']) || !haveCommand('radvd', ['-v'])) {
+    t.skip('tshark/dumpcap/socat/radvd missing: run scripts/install-deps.sh');
     return;
   }
   const lab = new Lab();
@@ -96,8 +96,26 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
       const rs = ((await tunnelShow(lab, topo.router.ns, 'isatap', 'state')) as State).events ?? {};
       assert.ok((rs['rx-packets'] ?? 0) > 0 && (rs['tx-packets'] ?? 0) > 0, JSON.stringify(rs));
     });
+    await t.test('5: radvd on the router’s tunnel interface as the advertisement source (--advertiser radvd)', async () => {
+      await procs[0]!.stop(5000);
+      await procs[2]!.stop(5000);
+      const radvdRouter = startTransit6(lab, topo.router.ns, 'router-radvd', ['isatap', 'router', '--local', topo.router.ipv4, '--prefix', '2001:db8:5e:2::/64', '--default-route', '--advertiser', 'radvd']);
+      procs.push(radvdRouter);
+      await waitFor('the radvd router', () => tunnelShow(lab, topo.router.ns, 'isatap', 'state'), 15_000, procs);
+      await radvdRouter.waitForLog(/radvd started/, 10_000);
+      procs.push(startTransit6(lab, h2.ns, 'host-radvd', ['isatap', 'host', '--router', topo.router.ipv4]));
+      const s = await waitFor('host 2 configured by radvd', async () => {
+        const st = await configured(lab, h2.ns);
+        return st && st.prefixes!.some((p) => p.address === '2001:db8:5e:2:0:5efe:a14:c') ? st : undefined;
+      }, 30_000, procs);
+      assert.equal(s.defaultRouter, topo.router.ipv4);
+      const rs = ((await tunnelShow(lab, topo.router.ns, 'isatap', 'state')) as State & { advertiser?: string });
+      assert.equal(rs.advertiser, 'kernel');
+      assert.ok((rs.events?.['rs-received'] ?? 0) >= 1 && (rs.events?.['ra-sent'] ?? 0) === 0, JSON.stringify(rs.events));
+      assert.ok(await ping(lab, h2.ns, topo.v6host.ipv6, { count: 3 }), 'ping the native host with the radvd-advertised prefix');
+    });
     await capture.stop();
-    await t.test('4: tshark decodes every captured packet; RS, RA and data are IPv6 in IPv4 protocol 41', () => {
+    await t.test('6: tshark decodes every captured packet; RS, RA and data are IPv6 in IPv4 protocol 41', () => {
       assert.deepEqual(decodeProblems(capture.path), []);
       assert.ok(countFrames(capture.path, 'ip.proto == 41 && icmpv6.type == 133') >= 2, 'router solicitations');
       assert.ok(countFrames(capture.path, 'ip.proto == 41 && icmpv6.type == 134 && icmpv6.opt.prefix == 2001:db8:5e:1::') >= 2, 'router advertisements with the prefix');
@@ -106,6 +124,7 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
       // Every protocol-41 frame carries an IPv6 packet whose source embeds the outer source (RFC 5214 §7.3), or is
       // the router's.
       assert.equal(countFrames(capture.path, 'ip.proto == 41 && !ipv6'), 0);
+      assert.ok(countFrames(capture.path, 'ip.proto == 41 && icmpv6.type == 134 && icmpv6.opt.prefix == 2001:db8:5e:2::') >= 1, "radvd's advertisements");
     });
   } finally {
     await lab.destroy();
