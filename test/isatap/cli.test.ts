@@ -1,0 +1,111 @@
+/**
+ * `transit6 isatap` and `transit6 6to4` command lines (bad usage: exit 2 and one line, before anything is opened),
+ * the radvd configurations they write, `show` formatting, and the name resolution of src/io/proto41.ts (hosts
+ * file, then DNS with the search domains).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import { formatTunnelJson, isatapRadvdConfig } from '../../src/cli/isatap.js';
+import { radvdConfig } from '../../src/cli/sixtofour.js';
+import { candidateNames, hostsLookup, parseResolvConf, resolveIpv4Name } from '../../src/io/proto41.js';
+import { parseIpv4 } from '../../src/wire/ip.js';
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join('\n'), err };
+}
+
+test('bad usage: exit 2 with one line, nothing started', async () => {
+  const cases: [string[], RegExp][] = [
+    [['isatap', 'router'], /needs at least one --prefix/],
+    [['isatap', 'router', '--prefix', '2001:db8::/48'], /ISATAP prefixes are \/64/],
+    [['isatap', 'router', '--prefix', 'fe80::/64'], /not a unicast prefix/],
+    [['isatap', 'router', '--prefix', 'nonsense'], /not an IPv6 prefix/],
+    [['isatap', 'router', '--prefix', '2001:db8::/64', '--advertiser', 'bird'], /core or radvd/],
+    [['isatap', 'host', '--prefix', '2001:db8::/64'], /--prefix is for 'isatap router'/],
+    [['isatap', 'host', '--router', 'bad name!'], /neither an IPv4 address nor a host name/],
+    [['isatap', 'host', '--router', 'a.example', '--router', 'b.example'], /one name at most/],
+    [['isatap', 'host', '--local', '10.1'], /not an IPv4 address/],
+    [['isatap', 'host', '--bogus'], /Unknown option '--bogus'/],
+    [['isatap', 'bridge'], /unknown role 'bridge'/],
+    [['isatap', 'show', 'peers'], /state or stats/],
+    [['6to4', 'host', '--local', '10.1.2.3'], /10\.1\.2\.3 is in 10\.0\.0\.0\/8, private \(RFC 1918\): 6to4 needs a public IPv4 address/],
+    [['6to4', 'host', '--local', '192.168.7.7'], /private \(RFC 1918\)/],
+    [['6to4', 'host', '--local', '192.88.99.1'], /names the relays, not a 6to4 site/],
+    [['6to4', 'host', '--local', '198.51.100.2', '--relay', '10.0.0.1'], /--relay 10\.0\.0\.1 is in 10\.0\.0\.0\/8/],
+    [['6to4', 'router', '--local', '198.51.100.2'], /needs --lan IFACE/],
+    [['6to4', 'host', '--lan', 'eth1'], /--lan is for '6to4 router'/],
+    [['6to4', 'relay', '--relay', '198.51.100.1'], /--relay is for/],
+    [['6to4', 'router', '--lan', 'eth1', '--subnet', '70000', '--local', '198.51.100.2'], /--subnet 70000: a whole number from 0 to 65535/],
+    [['6to4', 'tunnel'], /unknown mode 'tunnel'/],
+  ];
+  for (const [argv, re] of cases) {
+    const r = await run(...argv);
+    assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err.join('|')}`);
+    assert.equal(r.err.length, 1, argv.join(' '));
+    assert.ok(!r.err[0]!.includes('\n'), argv.join(' '));
+    assert.match(r.err[0]!, re, argv.join(' '));
+  }
+});
+
+test('--help: usage with examples, exit 0', async () => {
+  for (const family of ['isatap', '6to4']) {
+    const r = await run(family, '--help');
+    assert.equal(r.code, 0);
+    assert.match(r.out, /examples:/);
+    assert.match(r.out, new RegExp(`transit6 ${family} show state`));
+  }
+  const top = await run('--help');
+  assert.match(top.out, /isatap\s+run an ISATAP host or router/);
+  assert.match(top.out, /6to4\s+run a 6to4 host/);
+});
+
+test('radvd configurations: ISATAP is UnicastOnly with the router lifetime; the 6to4 LAN /64 on-link and autonomous', () => {
+  const isatap = isatapRadvdConfig('isatap0', ['2001:db8:5e:1::/64'], 0, 1280);
+  assert.match(isatap, /interface isatap0 \{/);
+  assert.match(isatap, /UnicastOnly on;/);
+  assert.match(isatap, /AdvDefaultLifetime 0;/);
+  assert.match(isatap, /prefix 2001:db8:5e:1::\/64 \{\n\s+AdvOnLink on;\n\s+AdvAutonomous on;/);
+  const lan = radvdConfig('eth1', '2002:c633:6402:1::/64', 600);
+  assert.match(lan, /interface eth1 \{/);
+  assert.match(lan, /MaxRtrAdvInterval 600;\n\s+MinRtrAdvInterval 200;/);
+  assert.match(lan, /prefix 2002:c633:6402:1::\/64/);
+});
+
+test('show formatting: scalars as name : value, lists one line per entry', () => {
+  const text = formatTunnelJson({ state: 'configured', dataPlane: 'user space (raw protocol 41)', prl: [{ router: '10.0.0.1', defaultRouter: true }], drops: {} });
+  assert.match(text, /^state\s+: configured$/m);
+  assert.match(text, /^data plane\s+: user space \(raw protocol 41\)$/m);
+  assert.match(text, /^prl \(1\):\n  - router=10\.0\.0\.1, default router=true$/m);
+  assert.match(text, /^drops: none$/m);
+});
+
+test('name resolution: hosts file entries and aliases, resolv.conf search domains and ndots', async () => {
+  const hosts = '# comment\n127.0.0.1 localhost\n10.1.0.1 gw isatap.corp.example # the ISATAP router\n10.1.0.2 isatap.corp.example\nbad line\n';
+  assert.deepEqual(hostsLookup(hosts, 'ISATAP.corp.example.'), [parseIpv4('10.1.0.1'), parseIpv4('10.1.0.2')]);
+  assert.deepEqual(hostsLookup(hosts, 'isatap'), []);
+  assert.deepEqual(parseResolvConf('domain a.example\nsearch corp.example lab.example\nnameserver 10.0.0.53\noptions ndots:2 timeout:1\n'), {
+    search: ['corp.example', 'lab.example'],
+    nameservers: ['10.0.0.53'],
+    ndots: 2,
+  });
+  assert.deepEqual(candidateNames('isatap', ['corp.example', 'lab.example'], 1), ['isatap.corp.example', 'isatap.lab.example', 'isatap']);
+  assert.deepEqual(candidateNames('isatap.corp.example', ['lab.example'], 1), ['isatap.corp.example', 'isatap.corp.example.lab.example']);
+  assert.deepEqual(candidateNames('isatap.', ['lab.example'], 1), ['isatap']);
+  const dir = mkdtempSync(join(tmpdir(), 't6-resolve-'));
+  try {
+    writeFileSync(join(dir, 'hosts'), hosts);
+    writeFileSync(join(dir, 'resolv.conf'), 'search corp.example\nnameserver 127.0.0.1\n');
+    const files = { hostsFile: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') };
+    assert.deepEqual(await resolveIpv4Name('isatap', files), [parseIpv4('10.1.0.1'), parseIpv4('10.1.0.2')], 'the search domain finds the hosts entry');
+    assert.deepEqual(await resolveIpv4Name('10.9.8.7', files), [parseIpv4('10.9.8.7')]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
