@@ -23,6 +23,8 @@
  * Only documentation ranges are "public" (198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32); the intranet is 10.20/16.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ManagedProcess } from './exec.js';
@@ -204,4 +206,24 @@ export function frameProtocols(path: string): string[] {
   const r = tshark(['-r', path, '-T', 'fields', '-e', 'frame.protocols']);
   if (r.status !== 0) throw new Error(`tshark -r ${path}: ${r.stderr}`);
   return r.stdout.split('\n').filter(Boolean);
+}
+
+/**
+ * Sends `megabytes` of random data over TCP from `fromNs` to `toAddr`:`port` (socat listening in `toNs`) and checks
+ * it arrived intact (SHA-256). Returns the throughput in Mbit/s, for the test's diagnostics (never asserted on).
+ */
+export async function tcpTransfer(lab: Lab, fromNs: string, toNs: string, toAddr: string, port: number, megabytes: number): Promise<{ mbitPerS: number; ms: number; intact: boolean }> {
+  const src = join(lab.runDir, `send-${port}.bin`);
+  const dst = join(lab.runDir, `recv-${port}.bin`);
+  const data = randomBytes(megabytes * 1024 * 1024);
+  writeFileSync(src, data);
+  const server = lab.spawn(toNs, `sink-${port}`, 'socat', ['-u', `TCP6-LISTEN:${port},reuseaddr`, `OPEN:${dst},creat,trunc`]);
+  await sleep(300);
+  const t0 = process.hrtime.bigint();
+  await lab.exec(fromNs, 'socat', ['-u', `OPEN:${src}`, `TCP6:[${toAddr}]:${port}`]);
+  await server.exited;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const got = readFileSync(dst);
+  const hash = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+  return { mbitPerS: (data.length * 8) / 1e6 / (ms / 1000), ms, intact: got.length === data.length && hash(got) === hash(data) };
 }

@@ -20,6 +20,7 @@ import {
   sleep,
   startCapture,
   startTransit6,
+  tcpTransfer,
   tunnelShow,
   waitFor,
 } from '../../src/lab/proto41-topology.js';
@@ -101,6 +102,10 @@ test('6to4: router with a LAN (radvd), host, relay and a native IPv6 host', asyn
       assert.ok((rs['rx-packets'] ?? 0) > 0 && (rs['tx-direct'] ?? 0) > 0, JSON.stringify(rs));
       const hs = ((await tunnelShow(lab, topo.router.ns, '6to4', 'state')) as State).events ?? {};
       assert.ok((hs['tx-via-relay'] ?? 0) > 0 && (hs['rx-native-via-relay'] ?? 0) > 0, JSON.stringify(hs));
+      // 16 MiB LAN host -> router -> relay -> native host (two user-space hops): intact; the rate is a diagnostic.
+      const x = await tcpTransfer(lab, topo.lanHost.ns, topo.v6host.ns, topo.v6host.ipv6, 7010, 16);
+      assert.ok(x.intact, '16 MiB arrived intact');
+      t.diagnostic(`TCP LAN host -> 6to4 router -> relay -> native host: 16 MiB in ${x.ms.toFixed(0)} ms, ${x.mbitPerS.toFixed(0)} Mbit/s`);
     });
     await t.test('4: a 6to4 source that does not embed the outer source is dropped (RFC 3056 §9)', async () => {
       const before = ((await tunnelShow(lab, topo.router.ns, '6to4', 'state')) as State).drops?.['source-ipv4-mismatch'] ?? 0;
