@@ -12,7 +12,7 @@
  * Also here: the name resolution ISATAP hosts need (hosts file, then DNS with the search domains), interface setup
  * through `ip`, the control socket, and the local IPv4 address discovery.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -20,12 +20,10 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Counters } from '../core/counters.js';
-import type { TunnelAction, TunnelCore } from '../isatap/tunnel.js';
-import { formatIpv4, parseIpv4, type Ipv4 } from '../wire/ip.js';
+import type { TunnelAction, TunnelCore, TunnelRoute } from '../isatap/tunnel.js';
+import { formatIpv4, formatIpv6, parseIpv4, type Ipv4 } from '../wire/ip.js';
 import { emitIpv4Header, IPV4_MIN_HEADER, PROTO_IPV6 } from '../wire/ipv4.js';
 import { controlDir, ControlServer } from './control.js';
-import type { IfaceAction } from './driver.js';
-import { applyIfaceCommand, toIfaceCommand } from './iface.js';
 import type { Logger } from './log.js';
 import { errnoName, loadNative, type NativeBinding, type PollHandle } from './native.js';
 import { TunDevice } from './tun.js';
@@ -158,12 +156,52 @@ export function localIpv4Addresses(): Ipv4[] {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Interface set-up
+
+export type IfaceUp = Extract<TunnelAction, { kind: 'iface-up' }>;
+
+const routeText = (r: TunnelRoute): string => `${formatIpv6(r.prefix)}/${r.prefixLength}${r.via ? ` via ${formatIpv6(r.via)}` : ''}`;
+
+function ip(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', args, { timeout: 10_000 }, (err, out, stderr) => {
+      if (err) reject(new Error(`ip ${args.join(' ')}: ${stderr.trim() || err.message}`));
+      else resolve(out);
+    });
+  });
+}
+
+/**
+ * Brings the tunnel interface to exactly the configuration asked for: link up with the MTU; addresses added
+ * (without DAD: there are no neighbours to ask on a point-to-multipoint tunnel) and the global ones no longer asked
+ * for removed, so that unchanged addresses are never taken away; our routes (proto static) replaced as a set.
+ */
+export async function applyTunnelIface(dev: string, a: IfaceUp): Promise<void> {
+  await ip(['link', 'set', 'dev', dev, 'up', 'mtu', String(a.mtu)]);
+  const want = new Set(a.addresses.map((x) => `${formatIpv6(x.address)}/${x.prefixLength}`));
+  const current = JSON.parse((await ip(['-j', '-6', 'addr', 'show', 'dev', dev])) || '[]') as { addr_info?: { local: string; prefixlen: number; scope: string }[] }[];
+  for (const info of current[0]?.addr_info ?? []) {
+    const text = `${info.local}/${info.prefixlen}`;
+    if (info.scope === 'global' && !want.has(text)) await ip(['-6', 'addr', 'del', text, 'dev', dev]);
+  }
+  for (const x of want) await ip(['-6', 'addr', 'replace', x, 'dev', dev, 'nodad']);
+  await ip(['-6', 'route', 'flush', 'dev', dev, 'proto', 'static']).catch(() => undefined);
+  for (const r of a.routes) {
+    const args = ['-6', 'route', 'replace', `${formatIpv6(r.prefix)}/${r.prefixLength}`];
+    if (r.via) args.push('via', formatIpv6(r.via));
+    args.push('dev', dev, 'proto', 'static');
+    if (r.metric !== undefined) args.push('metric', String(r.metric));
+    await ip(args);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // The driver
 
 export interface TunnelDriverOptions {
   tun: TunDevice;
-  /** Carries out interface changes in order; default: `ip` on the TUN device. */
-  iface?: (a: IfaceAction) => Promise<void>;
+  /** Carries out interface changes in order; default: applyTunnelIface on the TUN device. */
+  iface?: (a: IfaceUp) => Promise<void>;
   resolver?: ResolverFiles;
   log: Logger;
   /** Every packet in and out, for captures: outer IPv4 packets ('ipv4-in'/'ipv4-out') and tunnel packets. */
@@ -327,14 +365,14 @@ export class TunnelDriver {
         this.opts.tun.write(a.packet);
         return;
       case 'iface-up': {
-        const run = this.opts.iface ?? ((x: IfaceAction) => applyIfaceCommand(toIfaceCommand(this.opts.tun.name, x)));
+        const run = this.opts.iface ?? ((x: IfaceUp) => applyTunnelIface(this.opts.tun.name, x));
         this.ifacePending++;
         this.ifaceChain = this.ifaceChain.then(() =>
           run(a).then(
             () => {
               this.ifacePending--;
               this.ifaceLast = 'up';
-              this.opts.log.info('interface configured', { interface: this.opts.tun.name, addresses: toIfaceCommand(this.opts.tun.name, a).addresses });
+              this.opts.log.info('interface configured', { interface: this.opts.tun.name, addresses: a.addresses.map((x) => `${formatIpv6(x.address)}/${x.prefixLength}`), routes: a.routes.map(routeText) });
             },
             (e: unknown) => {
               this.ifacePending--;

@@ -24,6 +24,7 @@ import {
   TunnelQueue,
   type TunnelAction,
   type TunnelCore,
+  type TunnelRoute,
 } from './tunnel.js';
 
 /** RFC 4861 §10 host constants. */
@@ -434,14 +435,17 @@ export class IsatapHost implements TunnelCore {
   /** The whole interface configuration, pushed when it changes. */
   private pushIface(): void {
     const addresses = [{ address: this.linkLocal, prefixLength: 64 }];
-    const routes: { prefix: Uint8Array; prefixLength: number; metric?: number }[] = [];
+    const routes: TunnelRoute[] = [];
     for (const p of this.prefixes.values()) {
       if (p.address) addresses.push({ address: p.address, prefixLength: 64 });
       if (p.onLink) routes.push({ prefix: p.prefix, prefixLength: 64 });
     }
-    // The core picks the next hop itself (the router's IPv4), so the default route only points into the tunnel.
-    if ([...this.prl.values()].some((e) => e.defaultUntil !== 0)) routes.push({ prefix: new Uint8Array(16), prefixLength: 0, metric: 1024 });
-    const key = JSON.stringify([this.mtu, addresses.map((a) => formatIpv6(a.address)), routes.map((r) => `${formatIpv6(r.prefix)}/${r.prefixLength}`)]);
+    // The core picks the next hop itself (the router's IPv4); the route names the router's link-local ISATAP
+    // address so that `ip -6 route` shows which router is the default (as Windows' route table does).
+    let def: PrlEntry | undefined;
+    for (const e of this.prl.values()) if (e.defaultUntil !== 0 && (!def || e.defaultUntil > def.defaultUntil)) def = e;
+    if (def) routes.push({ prefix: new Uint8Array(16), prefixLength: 0, metric: 1024, via: isatapAddress(LINK_LOCAL_PREFIX, def.addr, isGlobalIpv4(def.addr)) });
+    const key = JSON.stringify([this.mtu, addresses.map((a) => formatIpv6(a.address)), routes.map((r) => `${formatIpv6(r.prefix)}/${r.prefixLength}${r.via ? ` via ${formatIpv6(r.via)}` : ''}`)]);
     if (key === this.lastIface) return;
     this.lastIface = key;
     this.queue.push({ kind: 'iface-up', addresses, mtu: this.mtu, routes });

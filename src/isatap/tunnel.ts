@@ -15,10 +15,18 @@ export type TunnelAction =
   /** Hand an IPv6 packet up to the local stack (the TUN device); the kernel routes it on from there. */
   | { kind: 'ipv6-deliver'; packet: Uint8Array }
   /** The tunnel interface's whole configuration (replaces the previous one): addresses, MTU, routes. */
-  | { kind: 'iface-up'; addresses: { address: Uint8Array; prefixLength: number }[]; mtu: number; routes: { prefix: Uint8Array; prefixLength: number; metric?: number }[] }
+  | { kind: 'iface-up'; addresses: { address: Uint8Array; prefixLength: number }[]; mtu: number; routes: TunnelRoute[] }
   /** Resolve a host name to IPv4 addresses (hosts file, then DNS with the search domains); answer with handleResolved. */
   | { kind: 'resolve'; name: string }
   | { kind: 'state-changed'; state: string; reason: string; detail?: Record<string, unknown> };
+
+/** A route into the tunnel interface; `via` names the next hop for `ip -6 route` (the core picks the real one). */
+export interface TunnelRoute {
+  prefix: Uint8Array;
+  prefixLength: number;
+  metric?: number;
+  via?: Uint8Array;
+}
 
 export interface TunnelCore {
   /** A whole IPv4 packet from the raw protocol-41 socket (header included). The bytes are borrowed. */

@@ -177,7 +177,13 @@ export function haveCommand(cmd: string, args: string[] = ['--version']): boolea
   return spawnSync(cmd, args, { encoding: 'utf8' }).error === undefined;
 }
 
+/** The bulk transfer's random bytes (tcpTransfer, port 7010) are data: without this, tshark's heuristic
+ *  dissectors take some segment for Thrift or the like and report it malformed. */
+export const TRANSFER_PORT = 7010;
+const DECODE_AS = ['-d', `tcp.port==${TRANSFER_PORT},data`];
+
 function tshark(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  if (args[0] === '-r') args = [...args.slice(0, 2), ...DECODE_AS, ...args.slice(2)];
   const r = spawnSync('tshark', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

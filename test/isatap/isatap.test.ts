@@ -58,6 +58,7 @@ test('host and router: solicitation, advertisement, prefix address, on-link and 
     routes: ['2001:db8:5e:1::/64', '::/0'],
     mtu: 1280,
   });
+  assert.equal(formatIpv6(h1.ifaces.at(-1)!.routes.at(-1)!.via!), 'fe80::5efe:a00:1', 'the default route names the router');
   const st = h1.core.status(sim.now) as { state: string; defaultRouter: string; prefixes: { address: string }[] };
   assert.equal(st.state, 'configured');
   assert.equal(st.defaultRouter, '10.0.0.1');

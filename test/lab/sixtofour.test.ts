@@ -21,6 +21,7 @@ import {
   startCapture,
   startTransit6,
   tcpTransfer,
+  TRANSFER_PORT,
   tunnelShow,
   waitFor,
 } from '../../src/lab/proto41-topology.js';
@@ -103,7 +104,7 @@ test('6to4: router with a LAN (radvd), host, relay and a native IPv6 host', asyn
       const hs = ((await tunnelShow(lab, topo.router.ns, '6to4', 'state')) as State).events ?? {};
       assert.ok((hs['tx-via-relay'] ?? 0) > 0 && (hs['rx-native-via-relay'] ?? 0) > 0, JSON.stringify(hs));
       // 16 MiB LAN host -> router -> relay -> native host (two user-space hops): intact; the rate is a diagnostic.
-      const x = await tcpTransfer(lab, topo.lanHost.ns, topo.v6host.ns, topo.v6host.ipv6, 7010, 16);
+      const x = await tcpTransfer(lab, topo.lanHost.ns, topo.v6host.ns, topo.v6host.ipv6, TRANSFER_PORT, 16);
       assert.ok(x.intact, '16 MiB arrived intact');
       t.diagnostic(`TCP LAN host -> 6to4 router -> relay -> native host: 16 MiB in ${x.ms.toFixed(0)} ms, ${x.mbitPerS.toFixed(0)} Mbit/s`);
     });
