@@ -59,7 +59,8 @@ export function hostsLookup(text: string, name: string): Ipv4[] {
   return out;
 }
 
-/** The search list of resolv.conf (`search` or `domain`; the last one wins, as in glibc), and its name servers. */
+/** The search list of resolv.conf (`search` or `domain`; the last one wins, as in glibc), and its name servers
+ *  (unlike glibc, a nameserver may carry a port, 127.0.0.1:5353, for test servers). */
 export function parseResolvConf(text: string): { search: string[]; nameservers: string[]; ndots: number } {
   let search: string[] = [];
   const nameservers: string[] = [];

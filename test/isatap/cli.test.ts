@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +107,50 @@ test('name resolution: hosts file entries and aliases, resolv.conf search domain
     assert.deepEqual(await resolveIpv4Name('isatap', files), [parseIpv4('10.1.0.1'), parseIpv4('10.1.0.2')], 'the search domain finds the hosts entry');
     assert.deepEqual(await resolveIpv4Name('10.9.8.7', files), [parseIpv4('10.9.8.7')]);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A DNS server for the test: A records for `names`, NXDOMAIN for the rest; records every question. */
+async function tinyDns(names: Record<string, string>): Promise<{ port: number; questions: string[]; close(): void }> {
+  const sock = createSocket('udp4');
+  const questions: string[] = [];
+  sock.on('message', (q, rinfo) => {
+    const labels: string[] = [];
+    let i = 12;
+    while (i < q.length && q[i] !== 0) {
+      labels.push(q.subarray(i + 1, i + 1 + q[i]!).toString());
+      i += 1 + q[i]!;
+    }
+    const name = labels.join('.').toLowerCase();
+    const qtype = q.readUInt16BE(i + 1);
+    questions.push(`${name}/${qtype}`);
+    const question = q.subarray(12, i + 5);
+    const addr = qtype === 1 ? names[name] : undefined;
+    const header = Buffer.alloc(12);
+    q.copy(header, 0, 0, 2);
+    header.writeUInt16BE(names[name] ? 0x8180 : 0x8183, 2);
+    header.writeUInt16BE(1, 4);
+    header.writeUInt16BE(addr ? 1 : 0, 6);
+    const answer = addr ? Buffer.concat([Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]), Buffer.from(addr.split('.').map(Number))]) : Buffer.alloc(0);
+    sock.send(Buffer.concat([header, question, answer]), rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  return { port: sock.address().port, questions, close: () => sock.close() };
+}
+
+test('name resolution: DNS after the hosts file, with the search domains first for a single-label name', async () => {
+  const dns = await tinyDns({ 'isatap.corp.example': '10.1.0.9' });
+  const dir = mkdtempSync(join(tmpdir(), 't6-resolve-'));
+  try {
+    writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n');
+    writeFileSync(join(dir, 'resolv.conf'), `search lab.example corp.example\nnameserver 127.0.0.1:${dns.port}\n`);
+    const files = { hostsFile: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') };
+    assert.deepEqual(await resolveIpv4Name('isatap', files), [parseIpv4('10.1.0.9')]);
+    assert.deepEqual(dns.questions, ['isatap.lab.example/1', 'isatap.corp.example/1']);
+    await assert.rejects(resolveIpv4Name('nothing', files), /nothing: not in the hosts file, and DNS has no A record for nothing\.lab\.example, nothing\.corp\.example, nothing/);
+  } finally {
+    dns.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
