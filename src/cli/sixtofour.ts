@@ -30,6 +30,9 @@ ranges (198.51.100.0/24, 203.0.113.0/24, 192.0.2.0/24) count as public, for labs
   --local ADDR          a public IPv4 address of this host (repeatable; default: every public one it has)
   --relay NAME|ADDR     host, router: the 6to4 relay for native IPv6 destinations (without it: 2002::/16 only).
                         'anycast' or 192.88.99.1 is RFC 3068's anycast relay, deprecated by RFC 7526: only on request
+  --strict-relay        host, router: take packets from native IPv6 sources only from --relay (RFC 3964 §5.3;
+                        by default any public sender may bring them, as return traffic takes the relay nearest
+                        the native host)
   --interface NAME      the tunnel interface's name (default tun6to4)
   --mtu N               the tunnel MTU (default 1280)
   --control PATH        control socket (default /run/transit6/netns-<inode>/6to4.sock)
@@ -65,6 +68,7 @@ export async function sixToFourCommand(argv: string[], io: CliIo): Promise<numbe
     options: {
       local: { type: 'string', multiple: true },
       relay: { type: 'string' },
+      'strict-relay': { type: 'boolean' },
       interface: { type: 'string' },
       mtu: { type: 'string' },
       control: { type: 'string' },
@@ -78,7 +82,8 @@ export async function sixToFourCommand(argv: string[], io: CliIo): Promise<numbe
   });
   const mode: SixToFourMode = sub;
   if (mode !== 'router') for (const k of ['lan', 'subnet', 'advertise', 'ra-interval'] as const) if (v[k] !== undefined) throw new UsageError(`--${k} is for '6to4 router'`);
-  if (mode === 'relay' && v.relay !== undefined) throw new UsageError("--relay is for '6to4 host' and '6to4 router'");
+  if (mode === 'relay' && (v.relay !== undefined || v['strict-relay'])) throw new UsageError(`--${v.relay !== undefined ? 'relay' : 'strict-relay'} is for '6to4 host' and '6to4 router'`);
+  if (v['strict-relay'] && v.relay === undefined) throw new UsageError('--strict-relay needs --relay');
   if (mode === 'router' && !v.lan) throw new UsageError("6to4 router needs --lan IFACE (the interface its LAN is on)");
   if (v.lan !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(v.lan)) throw new UsageError(`--lan ${v.lan}: not an interface name`);
   const advertise = v.advertise ?? 'radvd';
@@ -93,7 +98,7 @@ export async function sixToFourCommand(argv: string[], io: CliIo): Promise<numbe
   if (mode === 'router' && advertise === 'radvd' && spawnSync('radvd', ['-v']).error) {
     throw new ConfigError('radvd is not installed: install it (Debian package radvd) or pass --advertise none and advertise the LAN prefix yourself');
   }
-  const core = new SixToFour({ mode, locals, ...(relay !== undefined ? { relay } : {}), ...(mode === 'router' ? { subnet } : {}), mtu });
+  const core = new SixToFour({ mode, locals, ...(relay !== undefined ? { relay } : {}), ...(v['strict-relay'] ? { strictRelay: true } : {}), ...(mode === 'router' ? { subnet } : {}), mtu });
   const lanAddress = sixToFourAddress(locals[0]!, subnet, 1n);
   const lanPrefix = `${formatIpv6(sixToFourAddress(locals[0]!, subnet))}/64`;
   const opts: TunnelDaemonOptions = {
@@ -129,7 +134,7 @@ function chooseLocals(given: Ipv4[]): Ipv4[] {
   return usable;
 }
 
-async function relayAddress(text: string, log: Logger): Promise<Ipv4> {
+export async function relayAddress(text: string, log: Logger): Promise<Ipv4> {
   let a: Ipv4 | undefined = text === 'anycast' ? SIXTOFOUR_RELAY_ANYCAST : parseIpv4(text);
   if (a === undefined) {
     if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(text)) throw new UsageError(`--relay ${text}: neither an IPv4 address nor a host name`);

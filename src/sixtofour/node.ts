@@ -28,6 +28,11 @@ export interface SixToFourConfig {
   locals: Ipv4[];
   /** host/router: where native (non-2002::/16) destinations go. */
   relay?: Ipv4;
+  /**
+   * host/router: take native-sourced packets only from `relay` (RFC 3964 §5.3's stricter choice; return traffic
+   * through another relay is then lost). Default: from any public sender.
+   */
+  strictRelay?: boolean;
   /** router: the LAN subnet (SLA ID) of 2002:WWXX:YYZZ:<subnet>::/64, for status output. */
   subnet?: number;
   mtu?: number;
@@ -105,6 +110,9 @@ export class SixToFour implements TunnelCore {
     } else if (this.config.mode === 'relay') {
       // A native source arriving encapsulated at a relay: a spoof or a loop (RFC 3964 §5.3).
       this.drops.inc('native-source-to-relay');
+      return;
+    } else if (this.config.strictRelay && !fromRelay) {
+      this.drops.inc('native-source-not-from-relay');
       return;
     } else {
       this.events.inc('rx-native-via-relay');
@@ -201,6 +209,7 @@ export class SixToFour implements TunnelCore {
       ...(this.config.mode === 'router' && this.config.subnet !== undefined ? { lanPrefix: `${formatIpv6(sixToFourAddress(this.config.locals[0]!, this.config.subnet))}/64` } : {}),
       relay: this.config.relay !== undefined ? formatIpv4(this.config.relay) : null,
       relayIsAnycast: this.config.relay === SIXTOFOUR_RELAY_ANYCAST,
+      nativeSourcesFrom: this.config.mode === 'relay' ? null : this.config.strictRelay ? 'the relay only' : 'any public sender',
       mtu: this.config.mtu ?? 1280,
       events: this.events.snapshot(),
       drops: this.drops.snapshot(),

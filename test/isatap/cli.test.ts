@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { formatTunnelJson, isatapRadvdConfig } from '../../src/cli/isatap.js';
-import { radvdConfig } from '../../src/cli/sixtofour.js';
+import { radvdConfig, relayAddress } from '../../src/cli/sixtofour.js';
+import { createLogger } from '../../src/io/log.js';
 import { candidateNames, hostsLookup, parseResolvConf, resolveIpv4Name } from '../../src/io/proto41.js';
 import { parseIpv4 } from '../../src/wire/ip.js';
 
@@ -45,6 +46,8 @@ test('bad usage: exit 2 with one line, nothing started', async () => {
     [['6to4', 'relay', '--relay', '198.51.100.1'], /--relay is for/],
     [['6to4', 'router', '--lan', 'eth1', '--subnet', '70000', '--local', '198.51.100.2'], /--subnet 70000: a whole number from 0 to 65535/],
     [['6to4', 'tunnel'], /unknown mode 'tunnel'/],
+    [['6to4', 'host', '--local', '198.51.100.2', '--strict-relay'], /--strict-relay needs --relay/],
+    [['6to4', 'relay', '--strict-relay'], /--strict-relay is for/],
   ];
   for (const [argv, re] of cases) {
     const r = await run(...argv);
@@ -153,4 +156,15 @@ test('name resolution: DNS after the hosts file, with the search domains first f
     dns.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('--relay: the RFC 3068 anycast relay only on request, with a warning (RFC 7526); private relays refused', async () => {
+  const lines: string[] = [];
+  const log = createLogger('test', { json: true, write: (l) => lines.push(l) });
+  assert.equal(await relayAddress('anycast', log), parseIpv4('192.88.99.1'));
+  assert.equal(await relayAddress('192.88.99.1', log), parseIpv4('192.88.99.1'));
+  assert.equal(lines.filter((l) => /RFC 7526 deprecates it/.test(l)).length, 2);
+  assert.equal(await relayAddress('198.51.100.18', log), parseIpv4('198.51.100.18'));
+  assert.equal(lines.length, 2);
+  await assert.rejects(relayAddress('172.16.0.1', log), /--relay 172\.16\.0\.1 is in 172\.16\.0\.0\/12, private/);
 });

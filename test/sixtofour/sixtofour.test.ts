@@ -106,6 +106,16 @@ test('ingress checks (RFC 3056 §9, RFC 3964 §5): counted by reason', () => {
   assert.deepEqual(relay.core.drops.snapshot(), { 'native-source-to-relay': 1, 'relay-6to4-to-6to4': 1 });
 });
 
+test('--strict-relay: native sources only from the configured relay (RFC 3964 §5.3)', () => {
+  const sim = new TunnelSim();
+  const strict = sim.add('strict', ROUTER, new SixToFour({ mode: 'router', locals: [ROUTER], relay: RELAY, strictRelay: true }));
+  sim.start();
+  sim.inject(ROUTER, encapsulate(v4('203.0.113.77'), ROUTER, echo(NATIVE, ROUTER_LAN)));
+  sim.inject(ROUTER, encapsulate(RELAY, ROUTER, echo(NATIVE, ROUTER_LAN)));
+  assert.equal(strict.delivered.length, 1);
+  assert.deepEqual(strict.core.drops.snapshot(), { 'native-source-not-from-relay': 1 });
+});
+
 test('scenario: a 6to4 site and a native host through the relay, both ways', () => {
   const { sim, host, router, relay } = world();
   // The LAN host behind the router pings the native host: router -> relay -> native (the relay's kernel).
