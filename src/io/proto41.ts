@@ -452,8 +452,13 @@ export async function startTunnelDaemon(o: TunnelDaemonOptions): Promise<TunnelD
     const tun = TunDevice.open(o.interfaceName ?? 'tun%d');
     cleanups.push(() => tun.close());
     if (o.forwarding) {
-      writeFileSync('/proc/sys/net/ipv6/conf/all/forwarding', '1\n');
-      o.log.info('IPv6 forwarding on (net.ipv6.conf.all.forwarding=1)');
+      const sysctl = '/proc/sys/net/ipv6/conf/all/forwarding';
+      const before = readFileSync(sysctl, 'utf8').trim();
+      if (before !== '1') {
+        writeFileSync(sysctl, '1\n');
+        o.log.info('IPv6 forwarding on (net.ipv6.conf.all.forwarding=1); set back to 0 at exit');
+        cleanups.push(() => writeFileSync(sysctl, `${before}\n`));
+      }
     }
     const driver = new TunnelDriver(o.core, { tun, log: o.log, ...(o.resolver ? { resolver: o.resolver } : {}) });
     cleanups.push(() => driver.stop());
