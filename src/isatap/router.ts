@@ -25,6 +25,9 @@ export const DEFAULT_VALID_LIFETIME_S = 2592000;
 export const DEFAULT_PREFERRED_LIFETIME_S = 604800;
 /** Hosts that solicited within this long receive the advertiser's multicast advertisements (kernel mode). */
 export const SOLICITOR_MEMORY_MS = 3600_000;
+/** One answer per host per second at most: a solicitation costs a spoofer less than the advertisement it draws
+ *  (RFC 4861 §6.2.6 lets routers limit their answers). */
+export const MIN_ANSWER_INTERVAL_MS = 1000;
 
 export interface IsatapRouterConfig {
   local: Ipv4;
@@ -178,6 +181,11 @@ export class IsatapRouter implements TunnelCore {
     const forUs = allRouters || (decodeIsatap(dst)?.ipv4 === this.config.local && ipv6HasPrefix(dst, LINK_LOCAL_PREFIX, 64));
     if (!forUs) {
       this.drops.inc('rs-not-for-us');
+      return;
+    }
+    const last = this.solicitors.get(from);
+    if (last !== undefined && now - last < MIN_ANSWER_INTERVAL_MS) {
+      this.drops.inc('rs-rate-limited');
       return;
     }
     this.events.inc('rs-received');

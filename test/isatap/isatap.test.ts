@@ -221,9 +221,15 @@ test('router: solicitation checks and the radvd mode (solicitations up the tunne
   assert.deepEqual(router.core.drops.snapshot(), { 'rs-hop-limit': 1, 'rs-not-for-us': 1, 'source-ipv4-mismatch': 1 });
   sim.inject(ROUTER, encapsulate(H1, ROUTER, rs('fe80::5efe:a00:b', 'ff02::2')));
   assert.equal(router.delivered.length, 1, 'handed up to radvd');
+  sim.inject(ROUTER, encapsulate(H1, ROUTER, rs('fe80::5efe:a00:b', 'ff02::2')));
+  assert.equal(router.core.drops.get('rs-rate-limited'), 1, 'one answer per host per second');
+  sim.run(1000);
+  sim.inject(ROUTER, encapsulate(H1, ROUTER, rs('fe80::5efe:a00:b', 'ff02::2')));
+  assert.equal(router.delivered.length, 2);
   const periodic = buildIcmpv6Packet(v6('fe80::5efe:a00:1'), v6('ff02::1'), (router.core as IsatapRouter).advertisement());
   sim.fromStack(router, periodic);
   assert.deepEqual(sim.lost.map((s) => s.dst), [H1], 'to the one recent solicitor');
+  assert.equal(router.core.drops.get('multicast'), 0);
   sim.fromStack(router, echo('fe80::5efe:a00:1', 'ff02::1'));
   assert.equal(router.core.drops.get('multicast'), 1);
 });
