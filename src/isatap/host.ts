@@ -36,6 +36,9 @@ export const MAX_RTR_SOLICITATION_INTERVAL_MS = 3600_000;
 /** RFC 5214 §8.3.2 / §8.3.4 defaults. */
 export const PRL_REFRESH_INTERVAL_MS = 3600_000;
 export const MIN_ROUTER_SOLICIT_INTERVAL_MS = 120_000;
+/** Bounds on what names and advertisements can make the host keep. */
+export const MAX_PRL = 16;
+export const MAX_PREFIXES = 16;
 /** A failed resolution is retried sooner than a successful one is refreshed. */
 export const RESOLVE_RETRY_MS = 60_000;
 /** RFC 4862 §5.5.3 (e): the two-hour rule. */
@@ -209,6 +212,10 @@ export class IsatapHost implements TunnelCore {
     }
     for (const addr of addresses) {
       if (this.prl.has(addr) || addr === this.config.local || !usableIpv4Destination(addr)) continue;
+      if (this.prl.size >= MAX_PRL) {
+        this.drops.inc('prl-full');
+        continue;
+      }
       const e = newEntry(addr, 'dns');
       this.prl.set(addr, e);
       this.events.inc('prl-added');
@@ -360,6 +367,10 @@ export class IsatapHost implements TunnelCore {
       router,
       ...(opt.autonomous ? { address: isatapAddress(prefix, this.config.local, this.isPublic) } : {}),
     };
+    if (!old && this.prefixes.size >= MAX_PREFIXES) {
+      this.drops.inc('prefix-table-full');
+      return undefined;
+    }
     if (!old) this.events.inc('prefix-added');
     this.prefixes.set(key, entry);
     return validMs;

@@ -28,6 +28,8 @@ export const SOLICITOR_MEMORY_MS = 3600_000;
 /** One answer per host per second at most: a solicitation costs a spoofer less than the advertisement it draws
  *  (RFC 4861 §6.2.6 lets routers limit their answers). */
 export const MIN_ANSWER_INTERVAL_MS = 1000;
+/** Outer sources can be spoofed: the solicitor table (used only to relay an advertiser's multicast) is bounded. */
+export const MAX_SOLICITORS = 4096;
 
 export interface IsatapRouterConfig {
   local: Ipv4;
@@ -189,7 +191,8 @@ export class IsatapRouter implements TunnelCore {
       return;
     }
     this.events.inc('rs-received');
-    this.solicitors.set(from, now);
+    if (this.solicitors.has(from) || this.solicitors.size < MAX_SOLICITORS) this.solicitors.set(from, now);
+    else this.drops.inc('solicitors-full');
     this.armForget();
     if (this.config.advertiser === 'kernel') {
       this.queue.push({ kind: 'ipv6-deliver', packet: inner });

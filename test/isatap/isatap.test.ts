@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRng } from '../../src/core/rng.js';
-import { IsatapHost, MAX_RTR_SOLICITATION_INTERVAL_MS, RESOLVE_RETRY_MS } from '../../src/isatap/host.js';
+import { IsatapHost, MAX_PRL, MAX_PREFIXES, MAX_RTR_SOLICITATION_INTERVAL_MS, RESOLVE_RETRY_MS } from '../../src/isatap/host.js';
 import { IsatapRouter } from '../../src/isatap/router.js';
 import { buildIcmpv6Packet, parseIcmpv6Packet } from '../../src/wire/icmpv6.js';
 import { formatIpv6, parseIpv4, parseIpv6, type Ipv4 } from '../../src/wire/ip.js';
@@ -253,4 +253,20 @@ test('bad input from the network is counted, never thrown (random bytes and trun
   assert.ok(h1.core.drops.total() > 0 && router.core.drops.total() > 0);
   sim.inject(H1, encapsulate(ROUTER, H1, echo('2001:db8:60::10', '2001:db8:5e:1:0:5efe:a00:b'), 17));
   assert.ok(h1.core.drops.get('not-protocol-41') > 0);
+});
+
+test('bounded state: a name with many addresses, an advertisement with many prefixes', () => {
+  const sim = new TunnelSim();
+  const h1 = sim.add('h1', H1, new IsatapHost({ local: H1, routerName: 'isatap' }, new SeededRng(4)));
+  sim.resolver = () => Array.from({ length: 40 }, (_, i) => v4(`10.0.1.${i + 1}`));
+  sim.start();
+  assert.equal((h1.core.status(sim.now) as { prl: unknown[] }).prl.length, MAX_PRL);
+  assert.equal(h1.core.drops.get('prl-full'), 40 - MAX_PRL);
+  const many = buildIcmpv6Packet(v6('fe80::5efe:a00:101'), v6('fe80::5efe:a00:b'), {
+    type: 'router-advertisement', curHopLimit: 64, managed: false, other: false, routerLifetime: 0, reachableTime: 0, retransTimer: 0,
+    options: Array.from({ length: 20 }, (_, i) => ({ type: 'prefix-information' as const, prefixLength: 64, onLink: true, autonomous: true, validLifetime: 600, preferredLifetime: 600, prefix: v6(`2001:db8:${i + 1}::`) })),
+  });
+  sim.inject(H1, encapsulate(v4('10.0.1.1'), H1, many));
+  assert.equal((h1.core.status(sim.now) as { prefixes: unknown[] }).prefixes.length, MAX_PREFIXES);
+  assert.equal(h1.core.drops.get('prefix-table-full'), 20 - MAX_PREFIXES);
 });
