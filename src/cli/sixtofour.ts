@@ -4,6 +4,7 @@
  * 2002:WWXX:YYZZ:<subnet>::1/64 on the LAN interface, forwards, and advertises the /64 there with radvd.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { SixToFour, type SixToFourMode } from '../sixtofour/node.js';
@@ -39,7 +40,7 @@ ranges (198.51.100.0/24, 203.0.113.0/24, 192.0.2.0/24) count as public, for labs
 
 router:
   --lan IFACE           the LAN interface: gets 2002:WWXX:YYZZ:<subnet>::1/64 and router advertisements
-  --subnet N            the LAN's subnet (SLA ID), 0-65535 (default 1)
+  --subnet N            the LAN's subnet (SLA ID), 0-65535 (default: the LAN interface's index, as Windows ICS does)
   --advertise radvd|none  who advertises the LAN prefix (default radvd: started and stopped with the daemon)
   --ra-interval S       radvd's MaxRtrAdvInterval (default 600)
 
@@ -88,7 +89,8 @@ export async function sixToFourCommand(argv: string[], io: CliIo): Promise<numbe
   if (v.lan !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(v.lan)) throw new UsageError(`--lan ${v.lan}: not an interface name`);
   const advertise = v.advertise ?? 'radvd';
   if (advertise !== 'radvd' && advertise !== 'none') throw new UsageError(`--advertise ${advertise}: radvd or none`);
-  const subnet = v.subnet !== undefined ? intArg('--subnet', v.subnet, 0, 65535) : 1;
+  // Windows' ICS takes the private interface's index as the subnet (the white paper's 2002:836B:1759:5::/64).
+  const subnet = v.subnet !== undefined ? intArg('--subnet', v.subnet, 0, 65535) : mode === 'router' ? interfaceIndex(v.lan!) : 0;
   const raInterval = v['ra-interval'] !== undefined ? intArg('--ra-interval', v['ra-interval'], 4, 1800) : 600;
   const mtu = v.mtu !== undefined ? intArg('--mtu', v.mtu, 1280, 65515) : 1280;
   const locals = chooseLocals((v.local ?? []).map((a) => ipv4Arg('--local', a)));
@@ -116,6 +118,14 @@ export async function sixToFourCommand(argv: string[], io: CliIo): Promise<numbe
       : {}),
   };
   return runTunnelDaemon(opts, io, log);
+}
+
+function interfaceIndex(name: string): number {
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim()) & 0xffff;
+  } catch {
+    throw new ConfigError(`--lan ${name}: no such interface`);
+  }
 }
 
 /** The public IPv4 addresses to use: those given (each must be public), or every public one this host has. */

@@ -18,7 +18,7 @@ import { Counters } from '../core/counters.js';
 import type { Millis } from '../core/time.js';
 import { formatIpv4, formatIpv6, isGlobalIpv4, type Ipv4 } from '../wire/ip.js';
 import { isSixToFourAddress, sixToFourAddress, sixToFourRefusal, SIXTOFOUR_RELAY_ANYCAST } from '../wire/sixtofour.js';
-import { checkOutgoing, decapsulate, isMulticastIpv6, usableIpv4Destination, TunnelQueue, type TunnelAction, type TunnelCore } from '../isatap/tunnel.js';
+import { checkOutgoing, decapsulate, isMulticastIpv6, usableIpv4Destination, TunnelQueue, type TunnelAction, type TunnelCore, type TunnelRoute } from '../isatap/tunnel.js';
 
 export type SixToFourMode = 'host' | 'router' | 'relay';
 
@@ -63,8 +63,10 @@ export class SixToFour implements TunnelCore {
   start(_now: Millis): void {
     if (this.started) return;
     this.started = true;
-    const routes: { prefix: Uint8Array; prefixLength: number; metric?: number }[] = [{ prefix: Uint8Array.of(0x20, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), prefixLength: 16 }];
-    if (this.config.mode !== 'relay' && this.config.relay !== undefined) routes.push({ prefix: new Uint8Array(16), prefixLength: 0, metric: 1024 });
+    const routes: TunnelRoute[] = [{ prefix: Uint8Array.of(0x20, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), prefixLength: 16 }];
+    // The white paper's default route "with the next-hop address of the 6to4 relay": its 6to4 address, in RFC
+    // 3068's form 2002:WWXX:YYZZ:: (the core sends to the relay's IPv4 address whatever the route says).
+    if (this.config.mode !== 'relay' && this.config.relay !== undefined) routes.push({ prefix: new Uint8Array(16), prefixLength: 0, metric: 1024, via: sixToFourAddress(this.config.relay) });
     this.queue.push({
       kind: 'iface-up',
       // A /16 on the address: the whole of 2002::/16 is reachable through this interface (RFC 3056 §5.1).

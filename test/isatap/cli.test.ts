@@ -46,6 +46,7 @@ test('bad usage: exit 2 with one line, nothing started', async () => {
     [['6to4', 'relay', '--relay', '198.51.100.1'], /--relay is for/],
     [['6to4', 'router', '--lan', 'eth1', '--subnet', '70000', '--local', '198.51.100.2'], /--subnet 70000: a whole number from 0 to 65535/],
     [['6to4', 'tunnel'], /unknown mode 'tunnel'/],
+    [['6to4', 'router', '--lan', 'nosuchif0', '--local', '198.51.100.2'], /--lan nosuchif0: no such interface/],
     [['6to4', 'host', '--local', '198.51.100.2', '--strict-relay'], /--strict-relay needs --relay/],
     [['6to4', 'relay', '--strict-relay'], /--strict-relay is for/],
   ];

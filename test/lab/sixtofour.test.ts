@@ -70,7 +70,10 @@ test('6to4: router with a LAN (radvd), host, relay and a native IPv6 host', asyn
     const hostState = await waitFor('host up', () => up(lab, topo.host.ns), 15_000, procs);
     const lanAddr = await waitFor('LAN host autoconfigured from radvd', () => lanAddress(lab, topo.lanHost.ns), 30_000, procs);
 
-    await t.test('1: addresses: 2002:WWXX:YYZZ::WWXX:YYZZ, the LAN /64 from radvd', () => {
+    await t.test('1: addresses: 2002:WWXX:YYZZ::WWXX:YYZZ, the LAN /64 from radvd, the white paper’s routes', async () => {
+      const routes = (await lab.exec(topo.router.ns, 'ip', ['-6', 'route', 'show', 'dev', 'tun6to4'])).stdout;
+      assert.match(routes, /^2002::\/16 /m);
+      assert.match(routes, /^default via 2002:c633:6412:: /m, 'default via the relay’s 6to4 address');
       assert.deepEqual(hostState.addresses, [topo.host.address]);
       assert.deepEqual(routerState.addresses, ['2002:c633:6402::c633:6402']);
       assert.equal(routerState.lanPrefix, '2002:c633:6402:1::/64');

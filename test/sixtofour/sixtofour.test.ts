@@ -35,7 +35,7 @@ test('addresses: 2002:WWXX:YYZZ::WWXX:YYZZ for each public IPv4 (the white paper
   const c = new SixToFour({ mode: 'host', locals: [v4('131.107.0.1'), HOST] });
   assert.deepEqual(c.addresses().map(formatIpv6), ['2002:836b:1::836b:1', HOST6]);
   const { router, relay } = world();
-  assert.deepEqual(router.ifaces[0]!.routes.map((r) => `${formatIpv6(r.prefix)}/${r.prefixLength}`), ['2002::/16', '::/0']);
+  assert.deepEqual(router.ifaces[0]!.routes.map((r) => `${formatIpv6(r.prefix)}/${r.prefixLength}${r.via ? ` via ${formatIpv6(r.via)}` : ''}`), ['2002::/16', '::/0 via 2002:c633:6412::']);
   assert.deepEqual(relay.ifaces[0]!.routes.map((r) => `${formatIpv6(r.prefix)}/${r.prefixLength}`), ['2002::/16'], 'a relay has no default into the tunnel');
   assert.equal((router.core.status(0) as { lanPrefix: string }).lanPrefix, '2002:c633:6402:1::/64');
 });
