@@ -270,3 +270,17 @@ test('bounded state: a name with many addresses, an advertisement with many pref
   assert.equal((h1.core.status(sim.now) as { prefixes: unknown[] }).prefixes.length, MAX_PREFIXES);
   assert.equal(h1.core.drops.get('prefix-table-full'), 20 - MAX_PREFIXES);
 });
+
+test('the white paper’s ISATAP examples: fe80::5efe:10.40.1.29, 2001:db8:0:7:0:5efe:192.168.47.99, 2001:db8:0:7:200:5efe:131.107.71.209', () => {
+  assert.equal(formatIpv6(new IsatapHost({ local: v4('10.40.1.29') }, new SeededRng(1)).linkLocal), formatIpv6(v6('fe80::5efe:10.40.1.29')));
+  const sim = new TunnelSim();
+  const R = v4('192.168.39.1');
+  sim.add('router', R, new IsatapRouter({ local: R, prefixes: [v6('2001:db8:0:7::')], defaultRoute: true }));
+  const a = sim.add('a', v4('192.168.47.99'), new IsatapHost({ local: v4('192.168.47.99'), routers: [R] }, new SeededRng(1)));
+  const b = sim.add('b', v4('131.107.71.209'), new IsatapHost({ local: v4('131.107.71.209'), routers: [R] }, new SeededRng(2)));
+  sim.start();
+  sim.run(2000);
+  assert.equal(lastIface(a).addresses[1], `${formatIpv6(v6('2001:db8:0:7:0:5efe:192.168.47.99'))}/64`);
+  assert.equal(lastIface(b).addresses[1], `${formatIpv6(v6('2001:db8:0:7:200:5efe:131.107.71.209'))}/64`);
+  assert.equal(lastIface(b).addresses[1], '2001:db8:0:7:200:5efe:836b:47d1/64');
+});
