@@ -434,7 +434,8 @@ export class IsatapHost implements TunnelCore {
     const src = inner.subarray(8, 24);
     const isatap = decodeIsatap(src);
     if (!isatap) return 'source-not-isatap';
-    const onLink = ipv6HasPrefix(src, LINK_LOCAL_PREFIX, 64) || [...this.prefixes.values()].some((p) => p.onLink && ipv6HasPrefix(src, p.prefix, 64));
+    let onLink = ipv6HasPrefix(src, LINK_LOCAL_PREFIX, 64);
+    if (!onLink) for (const p of this.prefixes.values()) if (p.onLink && ipv6HasPrefix(src, p.prefix, 64)) onLink = true;
     if (!onLink) return 'source-not-on-link';
     if (isatap.ipv4 !== outer) return 'source-ipv4-mismatch';
     return undefined;
