@@ -26,7 +26,7 @@ driver is not needed). Runs in the foreground; SIGTERM or SIGINT stop it and rem
 Each public IPv4 address w.x.y.z gives the address 2002:WWXX:YYZZ::WWXX:YYZZ and the site prefix
 2002:WWXX:YYZZ::/48. 2002::/16 is sent straight to the IPv4 address it embeds; other IPv6 destinations go to the
 relay. A private IPv4 address (RFC 1918 and the like) cannot be used: 6to4 needs a public one. The documentation
-ranges (198.51.100.0/24, 203.0.113.0/24, 192.0.2.0/24) count as public, for labs.
+ranges count as public, so that labs can use 198.51.100.0/24 and 203.0.113.0/24.
 
   --local ADDR          a public IPv4 address of this host (repeatable; default: every public one it has)
   --relay NAME|ADDR     host, router: the 6to4 relay for native IPv6 destinations (without it: 2002::/16 only).
