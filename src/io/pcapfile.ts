@@ -1,0 +1,168 @@
+/**
+ * `--pcap FILE`: a daemon's traffic written as it happens to two classic libpcap files, the format tcpdump,
+ * tshark and Wireshark all read:
+ *   BASE-udp.pcap  its UDP side: every Teredo datagram in and out, as IPv4+UDP packets (LINKTYPE_RAW) with the
+ *                  addresses and ports it had on the wire, so tshark decodes the Teredo inside;
+ *   BASE-tun.pcap  its tunnel side: the IPv6 packets to and from the kernel (LINKTYPE_RAW).
+ * BASE is FILE without a trailing ".pcap". Files are created 0640 (they hold traffic); records are buffered and
+ * written at least once a second and when the daemon stops, so a capture read while the daemon runs is at most a
+ * second behind. Write errors stop the capture with one log line, never the daemon.
+ *
+ * tshark decodes Teredo on port 3544 by itself; for the other ports (the probe port, a relay's or client's own
+ * port) turn on the heuristic: tshark -o teredo.heuristic_teredo:TRUE -r BASE-udp.pcap
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { buildIpv4Udp } from '../wire/udp.js';
+import type { Ipv4Port } from '../wire/ip.js';
+import type { TapPacket, TapSink } from './tap.js';
+
+export const PCAP_MAGIC = 0xa1b2c3d4;
+export const LINKTYPE_RAW = 101;
+const SNAPLEN = 65535;
+const BUFFER = 256 * 1024;
+/** IPv4 total length is 16 bits: what fits beside a 20-byte IPv4 header and an 8-byte UDP header. */
+const MAX_UDP_PAYLOAD = 0xffff - 28;
+
+/** The two file names for a --pcap value. */
+export function pcapPaths(base: string): { udp: string; tun: string } {
+  const b = base.endsWith('.pcap') ? base.slice(0, -5) : base;
+  return { udp: `${b}-udp.pcap`, tun: `${b}-tun.pcap` };
+}
+
+/** One classic pcap file written through a buffer. */
+export class PcapFile {
+  private fd: number | undefined;
+  private buf = Buffer.alloc(BUFFER);
+  private used = 0;
+  packets = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly onError: (e: Error) => void = () => {},
+  ) {
+    this.fd = openSync(path, 'w', 0o640);
+    const h = Buffer.alloc(24);
+    h.writeUInt32LE(PCAP_MAGIC, 0);
+    h.writeUInt16LE(2, 4);
+    h.writeUInt16LE(4, 6);
+    h.writeInt32LE(0, 8);
+    h.writeUInt32LE(0, 12);
+    h.writeUInt32LE(SNAPLEN, 16);
+    h.writeUInt32LE(LINKTYPE_RAW, 20);
+    this.append(h, 0, 24);
+    this.flush();
+  }
+
+  get open(): boolean {
+    return this.fd !== undefined;
+  }
+
+  /** One record stamped `atMs` (epoch milliseconds); `parts` are concatenated into the packet. */
+  add(atMs: number, packet: Uint8Array): void {
+    if (this.fd === undefined) return;
+    const incl = Math.min(packet.length, SNAPLEN);
+    if (this.used + 16 + incl > this.buf.length) this.flush();
+    if (16 + incl > this.buf.length) this.buf = Buffer.alloc(16 + incl);
+    const sec = Math.floor(atMs / 1000);
+    const usec = Math.min(999_999, Math.floor((atMs - sec * 1000) * 1000));
+    const o = this.used;
+    this.buf.writeUInt32LE(sec >>> 0, o);
+    this.buf.writeUInt32LE(usec, o + 4);
+    this.buf.writeUInt32LE(incl, o + 8);
+    this.buf.writeUInt32LE(packet.length, o + 12);
+    this.buf.set(packet.subarray(0, incl), o + 16);
+    this.used += 16 + incl;
+    this.packets++;
+  }
+
+  flush(): void {
+    if (this.fd === undefined || this.used === 0) return;
+    try {
+      let off = 0;
+      while (off < this.used) off += writeSync(this.fd, this.buf, off, this.used - off);
+    } catch (e) {
+      this.fail(e as Error);
+    }
+    this.used = 0;
+  }
+
+  close(): void {
+    this.flush();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private append(b: Uint8Array, off: number, len: number): void {
+    this.buf.set(b.subarray(off, off + len), this.used);
+    this.used += len;
+  }
+
+  private fail(e: Error): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Closing a file that failed to write: nothing more to do.
+      }
+    }
+    this.onError(new Error(`pcap capture to ${this.path} stopped: ${e.message}`));
+  }
+}
+
+export interface PcapCaptureOptions {
+  /** Replaces a 0.0.0.0 local address (a wildcard bind) in the records with the address actually used. */
+  localAddr?: number;
+  onError?: (e: Error) => void;
+  /** Flush interval in ms (default 1000). */
+  flushMs?: number;
+}
+
+/** The two files of --pcap, fed from the daemon's tap. */
+export class PcapCapture {
+  readonly udp: PcapFile;
+  readonly tun: PcapFile;
+  private readonly timer: NodeJS.Timeout;
+  readonly sink: TapSink;
+
+  constructor(base: string, private readonly opts: PcapCaptureOptions = {}) {
+    const paths = pcapPaths(base);
+    this.udp = new PcapFile(paths.udp, opts.onError);
+    try {
+      this.tun = new PcapFile(paths.tun, opts.onError);
+    } catch (e) {
+      this.udp.close();
+      throw e;
+    }
+    this.timer = setInterval(() => this.flush(), opts.flushMs ?? 1000);
+    this.timer.unref();
+    this.sink = (p) => this.write(p);
+  }
+
+  write(p: TapPacket): void {
+    if (p.dir === 'tun-in' || p.dir === 'tun-out') {
+      this.tun.add(p.at, p.data);
+      return;
+    }
+    if (!p.src || !p.dst || p.data.length > MAX_UDP_PAYLOAD) return;
+    const src = this.fix(p.src);
+    const dst = this.fix(p.dst);
+    this.udp.add(p.at, buildIpv4Udp(src.addr, src.port, dst.addr, dst.port, p.data));
+  }
+
+  flush(): void {
+    this.udp.flush();
+    this.tun.flush();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.udp.close();
+    this.tun.close();
+  }
+
+  private fix(e: Ipv4Port): Ipv4Port {
+    return e.addr === 0 && this.opts.localAddr !== undefined ? { addr: this.opts.localAddr, port: e.port } : e;
+  }
+}
