@@ -177,9 +177,7 @@ class LiveLadder {
       this.printed = [];
     }
     const window = messages.slice(this.windowStart);
-    const used = new Set(window.flatMap((m) => [m.from, m.to]));
-    const shown = lanes.filter((l) => used.has(l.id));
-    const lines = renderLadderText(shown, window, { width: this.width }).split('\n');
+    const lines = renderLadderText(lanes, window, { width: this.width, fixed: { timeDecimals: 1, timeWidth: 8 } }).split('\n');
     lines.pop(); // the closing lifeline row
     const same = this.printed.length > 0 && this.printed.every((l, i) => lines[i] === l);
     if (!same) {
@@ -249,31 +247,33 @@ async function live(io: CliIo, values: Record<string, string | boolean | undefin
     drawer.update(b.lanes, b.messages);
     if (count !== undefined && seen >= count) stop();
   };
+  const onHeader = (h: unknown) => {
+    const header = h as { role?: string; state?: Record<string, unknown> } | null;
+    role = header?.role ?? 'host';
+    const st = header?.state ?? {};
+    for (const k of ['localMapping', 'localEndpoint']) {
+      const ep = typeof st[k] === 'string' ? parseIpv4Port(st[k]) : undefined;
+      if (ep && ep.addr !== 0) localAddrs = [ep.addr];
+    }
+    if (role === 'server' && typeof st.primary === 'string') {
+      const p = parseIpv4(st.primary);
+      const s2 = typeof st.secondary === 'string' ? parseIpv4(st.secondary) : undefined;
+      if (p !== undefined) localAddrs = [p, ...(s2 !== undefined ? [s2] : [])];
+    }
+    if (role === 'client' && typeof st.server === 'string') {
+      const p = parseIpv4(st.server);
+      const s2 = typeof st.server2 === 'string' ? parseIpv4(st.server2) : undefined;
+      if (p !== undefined) serverOpt = s2 !== undefined ? { primary: p, secondary: s2 } : { primary: p };
+    }
+    io.out(`# live: transit6 teredo ${role} (control socket ${path}); Ctrl-C to stop`);
+  };
   let stream;
   try {
-    stream = await openTapStream(path, onMessage, { replay: values['no-replay'] !== true });
+    stream = await openTapStream(path, onHeader, onMessage, { replay: values['no-replay'] !== true });
   } catch (e) {
     io.err(`transit6 trace: ${(e as Error).message}`);
     return EXIT_FAILURE;
   }
-  const header = stream.header as { role?: string; state?: Record<string, unknown> } | null;
-  role = header?.role ?? 'host';
-  const st = header?.state ?? {};
-  for (const k of ['localMapping', 'localEndpoint']) {
-    const ep = typeof st[k] === 'string' ? parseIpv4Port(st[k]) : undefined;
-    if (ep && ep.addr !== 0) localAddrs = [ep.addr];
-  }
-  if (role === 'server' && typeof st.primary === 'string') {
-    const p = parseIpv4(st.primary);
-    const s2 = typeof st.secondary === 'string' ? parseIpv4(st.secondary) : undefined;
-    if (p !== undefined) localAddrs = [p, ...(s2 !== undefined ? [s2] : [])];
-  }
-  if (role === 'client' && typeof st.server === 'string') {
-    const p = parseIpv4(st.server);
-    const s2 = typeof st.server2 === 'string' ? parseIpv4(st.server2) : undefined;
-    if (p !== undefined) serverOpt = s2 !== undefined ? { primary: p, secondary: s2 } : { primary: p };
-  }
-  io.out(`# live: transit6 teredo ${role} (control socket ${path}); Ctrl-C to stop`);
   const ended = new Promise<string>((resolve) => {
     stop = () => resolve('stopped');
     void stream.done.then(() => resolve('the daemon closed the stream'));

@@ -99,11 +99,12 @@ export function parseTapLine(line: string): TapMessage | undefined {
 }
 
 /**
- * Opens a tap stream: resolves with the header once the daemon answers, then calls onMessage per line. The
+ * Opens a tap stream: calls onHeader with the daemon's answer and resolves, then calls onMessage per line. The
  * returned close() hangs up; `done` settles when the stream ends (the daemon stopped or close() was called).
  */
 export function openTapStream(
   path: string,
+  onHeader: (header: unknown) => void,
   onMessage: (m: TapMessage) => void,
   opts: { replay?: boolean; timeoutMs?: number } = {},
 ): Promise<{ header: unknown; close: () => void; done: Promise<void> }> {
@@ -155,6 +156,8 @@ export function openTapStream(
           }
           started = true;
           header = r.result;
+          // Before the lines that follow in the same chunk: they are read in the header's light.
+          onHeader(header);
           resolve({ header, close: () => socket.destroy(), done });
           continue;
         }

@@ -1,0 +1,124 @@
+/**
+ * The observability tools on real kernels: a client and a server in the namespace lab with --metrics, --pcap and
+ * JSON logs; tshark decodes the capture as Teredo with no malformed packet; `transit6 trace --live` draws a real
+ * qualification (the client re-qualifies after SIGHUP) and `transit6 trace` draws the capture files.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { buildTeredoTopology } from '../../src/lab/teredo-topology.js';
+import { inNs } from '../../src/lab/exec.js';
+import { parseExposition } from '../io/exposition.js';
+import { skipUnlessRoot } from './helpers.js';
+
+const BIN = new URL('../../../bin/transit6.js', import.meta.url).pathname;
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function state(ns: string): Promise<Record<string, unknown> | undefined> {
+  const r = await inNs(ns, process.execPath, [BIN, 'teredo', 'show', 'state', '--json'], { allowFailure: true });
+  return r.exitCode === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
+}
+
+async function scrape(ns: string, url: string): Promise<string> {
+  const r = await inNs(ns, process.execPath, ['-e', `fetch(${JSON.stringify(url)}).then(async (r) => { if (!r.ok || !/version=0.0.4/.test(r.headers.get('content-type'))) process.exit(3); process.stdout.write(await r.text()); })`]);
+  return r.stdout;
+}
+
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const fams = parseExposition(text);
+  for (const f of fams.values()) {
+    for (const s of f.samples) {
+      if (s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)) return s.value;
+    }
+  }
+  return undefined;
+}
+
+test('client and server with --metrics, --pcap, JSON logs; trace --live draws a real qualification; tshark decodes the capture', { timeout: 120_000 }, async (t) => {
+  if (skipUnlessRoot(t)) return;
+  if (spawnSync('tshark', ['-v']).status !== 0) {
+    t.skip('tshark is not installed (scripts/install-deps.sh)');
+    return;
+  }
+  const { lab, topology } = await buildTeredoTopology({ clients: ['cli-prc'] });
+  try {
+    const cli = topology.clients[0]!;
+    lab.spawn(topology.server.ns, 'server', process.execPath, [BIN, 'teredo', 'server', '-f', '--server-bind-address', '198.51.100.1', '--metrics', '127.0.0.1:9544']);
+    await waitFor('the server', () => state(topology.server.ns));
+    const base = join(lab.runDir, 'client');
+    const client = lab.spawn(cli.ns, 'client', process.execPath, [BIN, 'teredo', 'client', '-f', '--server', '198.51.100.1', '--interface', 'teredo', '--pcap', base, '--metrics', '127.0.0.1:9545', '--log-level', 'debug']);
+    const s = await waitFor('qualification and NAT detection', async () => {
+      const st = await state(cli.ns);
+      return st && st.state === 'qualified' && st.natDetection === 'done' && st.interfaceStatus === 'up' ? st : undefined;
+    });
+    assert.equal(s.natType, 'port-restricted');
+
+    // Metrics: valid exposition text, and the values the daemon's own state and stats give.
+    const m = await scrape(cli.ns, 'http://127.0.0.1:9545/metrics');
+    assert.equal(sample(m, 'transit6_state', { state: 'qualified' }), 1);
+    assert.equal(sample(m, 'transit6_state', { state: 'offline' }), 0);
+    assert.equal(sample(m, 'transit6_nat_type', { type: 'port-restricted' }), 1);
+    assert.ok(sample(m, 'transit6_router_solicitations_total')! >= 4);
+    assert.ok(sample(m, 'transit6_packets_total', { side: 'udp', direction: 'in' })! >= 3, m);
+    assert.ok(sample(m, 'transit6_bytes_total', { side: 'udp', direction: 'out' })! > 0);
+    const sm = await scrape(topology.server.ns, 'http://127.0.0.1:9544/metrics');
+    assert.ok(sample(sm, 'transit6_router_advertisements_total')! >= 3);
+    assert.equal(sample(sm, 'transit6_info', { role: 'server' }), 1);
+
+    // Logs: JSON lines (stderr is a file), each state change once with its reason.
+    const lines = client.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.filter((l) => l.event === 'qualified').length, 1);
+    assert.equal(lines.filter((l) => l.event === 'nat-type').length, 1);
+    assert.match(String(lines.find((l) => l.event === 'nat-type')!.msg), /port-restricted NAT/);
+    assert.ok(lines.every((l) => typeof l.level === 'string' && typeof l.time === 'string'));
+
+    // trace --live: replays the start, then the re-qualification a SIGHUP causes, until the NAT type is known again.
+    const tracer = lab.spawn(cli.ns, 'trace', process.execPath, [BIN, 'trace', '--live', '--until', 'nat-type', '--svg', join(lab.runDir, 'live.svg'), '--width', '140']);
+    await tracer.waitForLog(/# live: transit6 teredo client/, 10_000);
+    process.kill(client.pid, 'SIGHUP');
+    await tracer.waitForLog(/# stopped: \d+ packets/, 30_000);
+    const drawn = tracer.log();
+    assert.match(drawn, /RS, auth nonce/);
+    assert.match(drawn, /<--+RA, auth nonce [0-9a-f]{16}/);
+    assert.match(drawn, /RS with cone flag/);
+    // The NAT remembers the first detection's probes, so the second may find it more open: any type, but one.
+    assert.match(drawn, /NAT type: (cone|restricted|port-restricted) NAT/);
+    assert.match(drawn, /ms\s+client\s+server/);
+    assert.match(readFileSync(join(lab.runDir, 'live.svg'), 'utf8'), /RA, auth nonce [0-9a-f]{16}, origin indication 203\.0\.113\.1:\d+/);
+
+    // Stopping flushes the capture files.
+    await client.stop(5000);
+    const udp = `${base}-udp.pcap`;
+    const tun = `${base}-tun.pcap`;
+    const decode = spawnSync('tshark', ['-r', udp, '-o', 'teredo.heuristic_teredo:TRUE', '-T', 'fields', '-e', 'frame.protocols'], { encoding: 'utf8' });
+    assert.equal(decode.status, 0, decode.stderr);
+    const frames = decode.stdout.trim().split('\n');
+    assert.ok(frames.length >= 8, `${frames.length} frames`);
+    for (const f of frames) assert.match(f, /udp:teredo:ipv6/, f);
+    const malformed = spawnSync('tshark', ['-r', udp, '-o', 'teredo.heuristic_teredo:TRUE', '-Y', '_ws.malformed || _ws.expert.severity == error'], { encoding: 'utf8' });
+    assert.equal(malformed.stdout.trim(), '', malformed.stdout);
+    const tunDecode = spawnSync('tshark', ['-r', tun, '-Y', '_ws.malformed'], { encoding: 'utf8' });
+    assert.equal(tunDecode.status, 0, tunDecode.stderr);
+    assert.equal(tunDecode.stdout.trim(), '');
+
+    // transit6 trace on the capture files draws the same exchange.
+    const drawnFile = spawnSync(process.execPath, [BIN, 'trace', udp, tun, '--width', '140'], { encoding: 'utf8' });
+    assert.equal(drawnFile.status, 0, drawnFile.stderr);
+    assert.match(drawnFile.stdout, /RA, auth nonce [0-9a-f]{16}, origin indicati/);
+    assert.match(drawnFile.stdout, /RA from the secondary address, port 3546/);
+    assert.match(drawnFile.stdout, /client .*server/);
+  } finally {
+    await lab.destroy();
+  }
+});
