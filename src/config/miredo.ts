@@ -322,7 +322,7 @@ const parseUser: Parser<string> = (text, ctx) => {
 
 /** HOST:PORT, [IPv6]:PORT, or :PORT for every address (as Prometheus exporters write it). */
 export const parseListenAddress: Parser<ListenAddress> = (text, ctx) => {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):([0-9]+)$/.exec(text);
+  const m = /^(?:\[([0-9A-Za-z:.%]+)\]|([^:[\]]*)):([0-9]+)$/.exec(text);
   if (!m) configFail(ctx.where, `${ctx.name} '${text}' is not HOST:PORT (e.g. 127.0.0.1:9544, [::1]:9544 or :9544)`);
   const port = Number(m[3]);
   if (!Number.isInteger(port) || port < 1 || port > 65535) configFail(ctx.where, `${ctx.name} '${text}': the port must be 1-65535`);
