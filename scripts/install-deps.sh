@@ -6,12 +6,13 @@
 #   conntrack   the lab reads NAT mappings and their timeouts (conntrack -L)
 #   procps      sysctl inside lab namespaces (forwarding, DAD, accept_ra, conntrack UDP timeout)
 #   iputils-ping  the lab's reachability checks
+#   socat       stands in for systemd's notification socket in the sd_notify tests (test/io/sdnotify, test/lab/observe)
 #   miredo, miredo-server  the reference implementation the interop tests run against (test/lab/interop-miredo),
 #               only ever started inside lab namespaces. Installed with a policy-rc.d that forbids service starts,
 #               so that the package scripts never start a Miredo daemon in the root namespace (it would try to
 #               reach a public Teredo server); checked with pgrep afterwards.
 set -euo pipefail
-packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server)
+packages=(tshark iproute2 iptables conntrack procps iputils-ping socat miredo miredo-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,6 +9,7 @@ import { MIREDO_DEFAULT_CONFIG } from '../config/daemon.js';
 import { controlRequest } from '../io/control.js';
 import { startDaemon, type DaemonHandle } from '../io/daemon.js';
 import { createLogger } from '../io/log.js';
+import { createNotifier } from '../io/sdnotify.js';
 import { resolveDaemonConfig } from '../config/daemon.js';
 import { teredoShowCommand } from './teredo-show.js';
 import { EXIT_FAILURE, EXIT_OK, type CliIo } from './io.js';
@@ -96,27 +97,39 @@ export async function teredoCommand(argv: string[], io: CliIo): Promise<number> 
   const resolved = resolveDaemonConfig(role, config, flags);
   if (!foreground) return detach(role, argv, resolved.controlSocket, io);
   const log = createLogger(`teredo-${role}`);
+  // systemd (Type=notify): READY=1 once running, STATUS= at each state change, RELOADING=1, STOPPING=1.
+  const notify = createNotifier({ onError: (m) => log.warn(m) });
+  const startOpts = { onStatus: (s: string) => notify.status(s) };
   let handle: DaemonHandle;
   try {
-    handle = await startDaemon(role, config, flags, log);
+    handle = await startDaemon(role, config, flags, log, startOpts);
   } catch (e) {
     io.err(`transit6 teredo ${role}: ${(e as Error).message}`);
     return EXIT_FAILURE;
   }
+  notify.ready(`running (${role})`);
   return new Promise<number>((resolve) => {
     let current = handle;
     const finish = (sig: string) => {
+      notify.stopping(`stopping (${sig})`);
       void current.stop(sig).then(() => resolve(EXIT_OK));
     };
     process.once('SIGTERM', () => finish('SIGTERM'));
     process.once('SIGINT', () => finish('SIGINT'));
     process.on('SIGHUP', () => {
       log.info('reloading the configuration (SIGHUP)');
+      notify.reloading();
       if (process.getuid?.() !== 0) {
         // Unprivileged: a new core takes over the open tunnel and sockets.
         current.reloadInPlace(flags, config).then(
-          () => log.info('reloaded in place'),
-          (e: unknown) => log.error(`reload refused, the running configuration stays: ${(e as Error).message}`),
+          () => {
+            log.info('reloaded in place');
+            notify.ready('reloaded');
+          },
+          (e: unknown) => {
+            log.error(`reload refused, the running configuration stays: ${(e as Error).message}`);
+            notify.ready(`reload refused: ${(e as Error).message}`);
+          },
         );
         return;
       }
@@ -125,11 +138,13 @@ export async function teredoCommand(argv: string[], io: CliIo): Promise<number> 
           resolveDaemonConfig(role, config, flags);
         } catch (e) {
           log.error(`reload refused, the running configuration stays: ${(e as Error).message}`);
+          notify.ready(`reload refused: ${(e as Error).message}`);
           return;
         }
         await current.stop('reload');
         try {
-          current = await startDaemon(role, config, flags, log);
+          current = await startDaemon(role, config, flags, log, startOpts);
+          notify.ready('reloaded');
         } catch (e) {
           log.error(`reload failed: ${(e as Error).message}`);
           resolve(EXIT_FAILURE);

@@ -5,9 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { buildTeredoTopology } from '../../src/lab/teredo-topology.js';
 import { inNs } from '../../src/lab/exec.js';
 import { parseExposition } from '../io/exposition.js';
@@ -51,10 +52,22 @@ test('client and server with --metrics, --pcap, JSON logs; trace --live draws a 
     t.skip('tshark is not installed (scripts/install-deps.sh)');
     return;
   }
+  const socat = spawnSync('socat', ['-V']).status === 0;
   const { lab, topology } = await buildTeredoTopology({ clients: ['cli-prc'] });
+  // A stand-in for systemd's notification socket: socat prints the datagrams the server sends (sd_notify).
+  const notifyDir = mkdtempSync(join(tmpdir(), 't6-notify-'));
+  chmodSync(notifyDir, 0o755);
+  const notifyPath = join(notifyDir, 'notify');
+  let notified = '';
+  const rx = socat ? spawn('socat', ['-u', `UNIX-RECV:${notifyPath},perm=0666`, 'STDOUT'], { stdio: ['ignore', 'pipe', 'ignore'] }) : undefined;
+  // Datagrams carry no newline at the end, and one read may hold several: messages are matched with \n* between.
+  rx?.stdout!.on('data', (c: Buffer) => (notified += c.toString()));
   try {
     const cli = topology.clients[0]!;
-    lab.spawn(topology.server.ns, 'server', process.execPath, [BIN, 'teredo', 'server', '-f', '--server-bind-address', '198.51.100.1', '--metrics', '127.0.0.1:9544']);
+    if (rx) await waitFor('the notify socket', async () => (spawnSync('test', ['-S', notifyPath]).status === 0 ? true : undefined), 5000);
+    const server = lab.spawn(topology.server.ns, 'server', process.execPath, [BIN, 'teredo', 'server', '-f', '--server-bind-address', '198.51.100.1', '--metrics', '127.0.0.1:9544'], {
+      env: { ...process.env, NOTIFY_SOCKET: notifyPath },
+    });
     await waitFor('the server', () => state(topology.server.ns));
     const base = join(lab.runDir, 'client');
     const client = lab.spawn(cli.ns, 'client', process.execPath, [BIN, 'teredo', 'client', '-f', '--server', '198.51.100.1', '--interface', 'teredo', '--pcap', base, '--metrics', '127.0.0.1:9545', '--log-level', 'debug']);
@@ -88,6 +101,7 @@ test('client and server with --metrics, --pcap, JSON logs; trace --live draws a 
     await tracer.waitForLog(/# live: transit6 teredo client/, 10_000);
     process.kill(client.pid, 'SIGHUP');
     await tracer.waitForLog(/# stopped: \d+ packets/, 30_000);
+    assert.equal((await tracer.exited).code, 0);
     const drawn = tracer.log();
     assert.match(drawn, /RS, auth nonce/);
     assert.match(drawn, /<--+RA, auth nonce [0-9a-f]{16}/);
@@ -118,7 +132,20 @@ test('client and server with --metrics, --pcap, JSON logs; trace --live draws a 
     assert.match(drawnFile.stdout, /RA, auth nonce [0-9a-f]{16}, origin indicati/);
     assert.match(drawnFile.stdout, /RA from the secondary address, port 3546/);
     assert.match(drawnFile.stdout, /client .*server/);
+
+    // sd_notify from the server, now running as nobody: READY at start, RELOADING then READY on SIGHUP, STOPPING.
+    if (rx) {
+      await waitFor('READY=1', async () => (/READY=1\nSTATUS=running \(server\)/.test(notified) ? true : undefined), 5000);
+      process.kill(server.pid, 'SIGHUP');
+      await waitFor('the reload', async () => (/RELOADING=1\nMONOTONIC_USEC=\d+\n*READY=1\nSTATUS=reloaded/.test(notified) ? true : undefined), 5000);
+      await server.stop(5000);
+      await waitFor('STOPPING=1', async () => (/STOPPING=1\nSTATUS=stopping \(SIGTERM\)/.test(notified) ? true : undefined), 5000);
+    } else {
+      t.diagnostic('socat is not installed: sd_notify not checked (scripts/install-deps.sh)');
+    }
   } finally {
+    rx?.kill();
+    rmSync(notifyDir, { recursive: true, force: true });
     await lab.destroy();
   }
 });
