@@ -35,14 +35,22 @@ line override the file:
   --probe-port N|no        the server's NAT-probe port (default 3546)
   --user NAME              switch to this user once the tunnel and sockets are open (default nobody; root keeps root)
   --control PATH           control socket (default: one per network namespace under /run/transit6)
+  --metrics HOST:PORT      Prometheus metrics at http://HOST:PORT/metrics (Metrics; e.g. 127.0.0.1:9544)
+  --pcap FILE              capture to FILE-udp.pcap (Teredo datagrams) and FILE-tun.pcap (tunnel side) (Pcap)
+  --log-level LEVEL        debug | info | warn | error (LogLevel; default info)
+  Every directive has a flag: --server-port, --detect-nat, --local-discovery, --on-demand, --idle-timeout,
+  --max-peers, --forward-native, ... (docs/transit6.md lists them all).
 
-  SIGHUP reloads the configuration (as root), SIGTERM and SIGINT stop cleanly (addresses and routes removed).
+  Logs go to stderr: readable on a terminal, one JSON object a line otherwise, syslog-priority lines under
+  systemd (JOURNAL_STREAM). Under systemd (Type=notify) the daemon reports READY=1, STATUS=, RELOADING=1, STOPPING=1.
+  SIGHUP reloads the configuration, SIGTERM and SIGINT stop cleanly (addresses and routes removed).
 
 examples:
   transit6 teredo client -f --server 198.51.100.1 --interface teredo
   transit6 teredo client -c /etc/miredo/miredo.conf
   transit6 teredo relay -f --relay-type relay --bind-port 3545 --interface teredo
   transit6 teredo server -f --server-bind-address 198.51.100.1
+  transit6 teredo client -f --server 198.51.100.1 --metrics 127.0.0.1:9544 --pcap /tmp/teredo --log-level debug
   transit6 teredo show state`;
 
 const SHORT: Record<string, string> = { '-c': 'config', '-f': 'foreground', '-p': 'pidfile', '-h': 'help' };
