@@ -13,6 +13,14 @@ import { resolveDaemonConfig } from '../../src/config/daemon.js';
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const ROLES = ['client', 'relay', 'server'] as const;
 
+test('docs/transit6.md is generated from the help texts and directive table, and up to date', () => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts/gen-docs.mjs'), '--check'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const doc = readFileSync(join(ROOT, 'docs/transit6.md'), 'utf8');
+  for (const section of ['## NAME', '## SYNOPSIS', '## COMMANDS', '## DAEMON SETTINGS', '## METRICS', '## CAPTURE', '## SIGNALS', '## EXIT STATUS']) assert.ok(doc.includes(section), section);
+  assert.ok(doc.includes('| `Metrics` | `--metrics` | client, relay, server |'));
+});
+
 test('sample configurations: one per role, read without a warning', () => {
   for (const role of ROLES) {
     const c = resolveDaemonConfig(role, join(ROOT, 'packaging/examples', `${role}.conf`), {}, { defaultControlPath: () => '/run/x.sock' });
