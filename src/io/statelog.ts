@@ -48,7 +48,8 @@ export function stateChangeLine(a: StateAction, ctx: { address?: Uint8Array; ser
   const mapping = typeof d.mapping === 'string' ? d.mapping : undefined;
   if (a.reason === 'nat-type') {
     const nat = String(d.natType ?? 'unknown');
-    const note = typeof d.note === 'string' && d.note !== '' ? ` (${d.note})` : '';
+    // 'done' only says detection ended; other notes say why it ended early.
+    const note = typeof d.note === 'string' && d.note !== '' && d.note !== 'done' ? ` (${d.note})` : '';
     return line('nat-type', 'info', `NAT type: ${NAT_WORDS[nat] ?? nat}${note}`);
   }
   switch (a.state) {

@@ -101,7 +101,7 @@ test('client and server with --metrics, --pcap, JSON logs; trace --live draws a 
     assert.ok(lines.every((l) => typeof l.level === 'string' && typeof l.time === 'string'));
 
     // trace --live: replays the start, then the re-qualification a SIGHUP causes, until the NAT type is known again.
-    const tracer = lab.spawn(cli.ns, 'trace', process.execPath, [BIN, 'trace', '--live', '--until', 'nat-type', '--svg', join(lab.runDir, 'live.svg'), '--width', '140']);
+    const tracer = lab.spawn(cli.ns, 'trace', process.execPath, [BIN, 'trace', '--live', '--until', 'nat-type', '--svg', join(lab.runDir, 'live.svg'), '--width', '120']);
     await tracer.waitForLog(/# live: transit6 teredo client/, 10_000);
     process.kill(client.pid, 'SIGHUP');
     await tracer.waitForLog(/# stopped: \d+ packets/, 30_000);
