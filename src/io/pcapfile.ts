@@ -12,7 +12,6 @@
  * port) turn on the heuristic: tshark -o teredo.heuristic_teredo:TRUE -r BASE-udp.pcap
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { buildIpv4Udp } from '../wire/udp.js';
 import type { Ipv4Port } from '../wire/ip.js';
 import type { TapPacket, TapSink } from './tap.js';
 
@@ -57,10 +56,47 @@ export class PcapFile {
     return this.fd !== undefined;
   }
 
-  /** One record stamped `atMs` (epoch milliseconds); `parts` are concatenated into the packet. */
+  /** One record stamped `atMs` (epoch milliseconds). */
   add(atMs: number, packet: Uint8Array): void {
-    if (this.fd === undefined) return;
-    const incl = Math.min(packet.length, SNAPLEN);
+    const o = this.record(atMs, packet.length);
+    if (o < 0) return;
+    this.buf.set(packet.subarray(0, Math.min(packet.length, SNAPLEN)), o);
+  }
+
+  /**
+   * A UDP datagram as an IPv4+UDP packet, built in place in the buffer (no copy of the packet first). The UDP
+   * checksum is left 0, "not computed" for IPv4 (RFC 768): the payload is what was sent or received, and summing
+   * it would cost more than the rest of the capture.
+   */
+  addUdp(atMs: number, src: Ipv4Port, dst: Ipv4Port, payload: Uint8Array): void {
+    const total = 28 + payload.length;
+    const o = this.record(atMs, total);
+    if (o < 0) return;
+    const b = this.buf;
+    b[o] = 0x45;
+    b[o + 1] = 0;
+    b.writeUInt16BE(total, o + 2);
+    b.writeUInt32BE(0, o + 4); // identification, flags, fragment offset
+    b[o + 8] = 64;
+    b[o + 9] = 17;
+    b.writeUInt16BE(0, o + 10);
+    b.writeUInt32BE(src.addr >>> 0, o + 12);
+    b.writeUInt32BE(dst.addr >>> 0, o + 16);
+    let sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += (b[o + i]! << 8) | b[o + i + 1]!;
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    b.writeUInt16BE(~sum & 0xffff, o + 10);
+    b.writeUInt16BE(src.port, o + 20);
+    b.writeUInt16BE(dst.port, o + 22);
+    b.writeUInt16BE(8 + payload.length, o + 24);
+    b.writeUInt16BE(0, o + 26);
+    b.set(payload, o + 28);
+  }
+
+  /** Writes a record header for a packet of `length` bytes; returns where its data goes, or -1 when closed. */
+  private record(atMs: number, length: number): number {
+    if (this.fd === undefined) return -1;
+    const incl = Math.min(length, SNAPLEN);
     if (this.used + 16 + incl > this.buf.length) this.flush();
     if (16 + incl > this.buf.length) this.buf = Buffer.alloc(16 + incl);
     const sec = Math.floor(atMs / 1000);
@@ -69,10 +105,10 @@ export class PcapFile {
     this.buf.writeUInt32LE(sec >>> 0, o);
     this.buf.writeUInt32LE(usec, o + 4);
     this.buf.writeUInt32LE(incl, o + 8);
-    this.buf.writeUInt32LE(packet.length, o + 12);
-    this.buf.set(packet.subarray(0, incl), o + 16);
+    this.buf.writeUInt32LE(length, o + 12);
     this.used += 16 + incl;
     this.packets++;
+    return o + 16;
   }
 
   flush(): void {
@@ -145,10 +181,9 @@ export class PcapCapture {
       this.tun.add(p.at, p.data);
       return;
     }
+    // Snaplen 65535 keeps every record whole: a datagram that does not fit one IPv4 packet is left out.
     if (!p.src || !p.dst || p.data.length > MAX_UDP_PAYLOAD) return;
-    const src = this.fix(p.src);
-    const dst = this.fix(p.dst);
-    this.udp.add(p.at, buildIpv4Udp(src.addr, src.port, dst.addr, dst.port, p.data));
+    this.udp.addUdp(p.at, this.fix(p.src), this.fix(p.dst), p.data);
   }
 
   flush(): void {
