@@ -101,7 +101,8 @@ changed, with the old and new address), \`server-lost\` (warn: no answer to the 
 \`--pcap FILE\` (\`Pcap\`) writes two classic pcap files (LINKTYPE_RAW) as the daemon runs: \`FILE-udp.pcap\`, every
 Teredo datagram in and out as IPv4+UDP with the addresses it had on the wire, and \`FILE-tun.pcap\`, the IPv6
 packets to and from the kernel (a trailing \`.pcap\` in FILE is dropped first). Records reach the disk at least once
-a second and when the daemon stops. The files are not rotated: turn the capture on when needed. tshark decodes
+a second and when the daemon stops. A restart appends to the daemon's own files (another file of that name is
+refused, never overwritten). The files are not rotated: turn the capture on when needed. tshark decodes
 Teredo on port 3544 by itself; for the other ports (the server's probe port 3546, a relay's or client's own port)
 turn on the heuristic or name the port:
 

@@ -187,7 +187,14 @@ export async function startDaemon(
       const metrics = new MetricsServer(() =>
         metricsText({ role, version, state: handler('state', undefined) as StateJson, stats: handler('stats', undefined) as StatsJson, traffic: hub.counts() }),
       );
-      const at = await metrics.listen(config.metrics.host, config.metrics.port);
+      let at: { address: string; port: number };
+      try {
+        at = await metrics.listen(config.metrics.host, config.metrics.port);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        const why = err.code === 'EADDRINUSE' ? 'the port is in use' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : err.code === 'EACCES' ? 'permission denied' : err.message;
+        throw new Error(`--metrics ${config.metrics.host}:${config.metrics.port}: cannot listen: ${why}`);
+      }
       cleanups.push(() => metrics.close());
       log.info(`metrics at http://${at.address.includes(':') ? `[${at.address}]` : at.address}:${at.port}/metrics`, { metrics: `${at.address}:${at.port}` });
     }

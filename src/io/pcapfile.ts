@@ -4,14 +4,15 @@
  *   BASE-udp.pcap  its UDP side: every Teredo datagram in and out, as IPv4+UDP packets (LINKTYPE_RAW) with the
  *                  addresses and ports it had on the wire, so tshark decodes the Teredo inside;
  *   BASE-tun.pcap  its tunnel side: the IPv6 packets to and from the kernel (LINKTYPE_RAW).
- * BASE is FILE without a trailing ".pcap". Files are created 0640 (they hold traffic); records are buffered and
+ * BASE is FILE without a trailing ".pcap". Files are created 0640 (they hold traffic); a file that is already a
+ * capture of ours (a restart, a reload as root) is appended to, anything else refused. Records are buffered and
  * written at least once a second and when the daemon stops, so a capture read while the daemon runs is at most a
  * second behind. Write errors stop the capture with one log line, never the daemon.
  *
  * tshark decodes Teredo on port 3544 by itself; for the other ports (the probe port, a relay's or client's own
  * port) turn on the heuristic: tshark -o teredo.heuristic_teredo:TRUE -r BASE-udp.pcap
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import type { Ipv4Port } from '../wire/ip.js';
 import type { TapPacket, TapSink } from './tap.js';
 
@@ -39,7 +40,27 @@ export class PcapFile {
     readonly path: string,
     private readonly onError: (e: Error) => void = () => {},
   ) {
-    this.fd = openSync(path, 'w', 0o640);
+    let fd: number;
+    try {
+      fd = openSync(path, 'a+', 0o640);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
+      throw new Error(`--pcap: cannot open ${path}: ${why}`);
+    }
+    const size = fstatSync(fd).size;
+    if (size > 0) {
+      const head = Buffer.alloc(24);
+      const n = readSync(fd, head, 0, 24, 0);
+      if (n < 24 || head.readUInt32LE(0) !== PCAP_MAGIC || head.readUInt32LE(20) !== LINKTYPE_RAW) {
+        closeSync(fd);
+        throw new Error(`--pcap: ${path} exists and is not a raw-IP capture written by transit6: move it away or choose another name`);
+      }
+      // Appending: the header is there already.
+      this.fd = fd;
+      return;
+    }
+    this.fd = fd;
     const h = Buffer.alloc(24);
     h.writeUInt32LE(PCAP_MAGIC, 0);
     h.writeUInt16LE(2, 4);

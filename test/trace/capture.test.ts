@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pcapFromTrace } from '../../src/sim/pcap.js';
@@ -230,6 +230,29 @@ test('transit6 trace FILE: the ladder, --svg, and one-line usage errors', async 
     assert.equal(await main(['trace', f, '--count', '3'], io), 2);
     assert.equal(await main(['trace', f, '--server', '1.2.3'], io), 2);
     assert.equal(await main(['trace', '--help'], io), 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--pcap appends to its own capture (a restart) and refuses to overwrite another file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 't6-pcap-'));
+  try {
+    const base = join(dir, 'c');
+    const v6 = new Uint8Array(40);
+    v6[0] = 0x60;
+    for (let round = 0; round < 2; round++) {
+      const c = new PcapCapture(base);
+      c.write({ at: 1_700_000_000_000 + round, dir: 'tun-out', data: v6 });
+      c.write({ at: 1_700_000_000_000 + round, dir: 'udp-in', data: v6, src: { addr: 1, port: 2 }, dst: { addr: 3, port: 4 } });
+      c.close();
+    }
+    assert.equal(readCapture(readFileSync(pcapPaths(base).tun)).packets.length, 2);
+    assert.equal(readCapture(readFileSync(pcapPaths(base).udp)).packets.length, 2);
+    writeFileSync(join(dir, 'other-udp.pcap'), 'not a capture, and not ours to overwrite');
+    assert.throws(() => new PcapCapture(join(dir, 'other')), /exists and is not a raw-IP capture written by transit6/);
+    assert.equal(readFileSync(join(dir, 'other-udp.pcap'), 'utf8'), 'not a capture, and not ours to overwrite');
+    assert.throws(() => new PcapCapture(join(dir, 'missing', 'c')), /--pcap: cannot open .*: no such directory/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
