@@ -93,3 +93,31 @@ test('state lines name the address after qualification and keep detail fields', 
   assert.deepEqual(l.fields, { event: 'qualified', state: 'qualified', reason: 'qualified', mapping: '203.0.113.1:1024', address: '2001:0:c633:6401::' });
   assert.equal(stateChangeLine({ kind: 'state-changed', state: 'offline', reason: 'server-unreachable' }).fields.event, 'offline');
 });
+
+test('a daemon whose stderr is the stream JOURNAL_STREAM names writes journal lines', async () => {
+  const { mkdtempSync, openSync, closeSync, fstatSync, readFileSync, rmSync } = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 't6-journal-'));
+  try {
+    const mod = new URL('../../src/io/log.js', import.meta.url).href;
+    const script = `import(${JSON.stringify(mod)}).then((m) => { const l = m.createLogger('teredo-client'); l.info('qualified', { event: 'qualified' }); l.warn('server lost'); l.debug('hidden'); })`;
+    for (const [journal, expect] of [
+      [true, '<6>teredo-client: qualified  event=qualified\n<4>teredo-client: server lost\n'],
+      [false, undefined],
+    ] as const) {
+      const path = join(dir, `stderr-${journal}`);
+      const fd = openSync(path, 'w');
+      const st = fstatSync(fd);
+      const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, JOURNAL_STREAM: journal ? `${st.dev}:${st.ino}` : `${st.dev}:${st.ino + 1}` };
+      spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', fd], env });
+      closeSync(fd);
+      const out = readFileSync(path, 'utf8');
+      if (expect) assert.equal(out, expect);
+      else assert.match(out, /^\{"time":.*"msg":"qualified"/); // not the journal: JSON, as for any file
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
