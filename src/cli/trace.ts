@@ -5,7 +5,8 @@
 import { parseArgs } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { UsageError } from '../core/errors.js';
-import { findControlSockets, type ControlRole } from '../io/control.js';
+import { DEFAULT_RUN_DIR, type ControlRole } from '../io/control.js';
+import { pickSocket } from './teredo-show.js';
 import { openTapStream, type TapMessage } from '../io/tapstream.js';
 import { captureToLadder, type CaptureLadderOptions } from '../trace/capture-ladder.js';
 import { readCapture, type CapturedPacket } from '../trace/pcap-reader.js';
@@ -147,13 +148,11 @@ export async function traceCommand(argv: string[], io: CliIo): Promise<number> {
   return EXIT_OK;
 }
 
-function pickControl(role: string | undefined, control: string | undefined): string {
+async function pickControl(role: string | undefined, control: string | undefined): Promise<string> {
   if (control) return control;
   if (role !== undefined && !['client', 'relay', 'server'].includes(role)) throw new UsageError(`--role wants client, relay or server, not '${role}'`);
-  const found = findControlSockets(role as ControlRole | undefined);
-  if (found.length === 0) throw new UsageError(`no ${role ? `transit6 teredo ${role}` : 'transit6 teredo daemon'} is running in this network namespace`);
-  if (found.length > 1) throw new UsageError(`several daemons run here (${found.map((f) => f.role).join(', ')}): choose one with --role`);
-  return found[0]!.path;
+  // As 'teredo show' chooses: --role's socket, or the only live daemon here (stale sockets do not count).
+  return pickSocket(role as ControlRole | undefined, DEFAULT_RUN_DIR);
 }
 
 const UNTIL = ['qualified', 'nat-type', 'address-change', 'server-lost', 'offline', 'qualifying'];
@@ -191,7 +190,7 @@ class LiveLadder {
 }
 
 async function live(io: CliIo, values: Record<string, string | boolean | undefined>, width: number, ladderOpts: CaptureLadderOptions): Promise<number> {
-  const path = pickControl(values.role as string | undefined, values.control as string | undefined);
+  const path = await pickControl(values.role as string | undefined, values.control as string | undefined);
   const count = positive('--count', values.count as string | undefined);
   const duration = positive('--duration', values.duration as string | undefined, 0.001);
   const until = values.until as string | undefined;
