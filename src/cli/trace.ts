@@ -41,7 +41,8 @@ options:
   --control PATH     --live: its control socket
   --count N          --live: stop after N packets
   --duration S       --live: stop after S seconds
-  --until EVENT      --live: stop at a state change: qualified, nat-type, address-change, server-lost, offline
+  --until EVENT      --live: stop at the next state change of this kind: qualified, nat-type, address-change,
+                     server-lost, offline, qualifying (the replayed start does not count, nor for --count)
   --no-replay        --live: only new packets, not those since the daemon started
 
 examples:
@@ -219,9 +220,15 @@ async function live(io: CliIo, values: Record<string, string | boolean | undefin
     return { lanes: l.lanes, messages: msgs };
   };
   let seen = 0;
+  // --until and --count look at what happens from now on, not at the replayed start.
+  let live = false;
   const onMessage = (m: TapMessage) => {
     if (m.kind === 'lost') {
       lost += m.count;
+      return;
+    }
+    if (m.kind === 'live') {
+      live = true;
       return;
     }
     origin ??= m.at;
@@ -229,7 +236,7 @@ async function live(io: CliIo, values: Record<string, string | boolean | undefin
       const e = m.event;
       events.push({ at: m.at, text: typeof e.msg === 'string' ? e.msg : `${String(e.state)}: ${String(e.reason)}` });
       drawer.update(...(Object.values(build()) as [LadderLane[], LadderMessage[]]));
-      if (until !== undefined && e.event === until) stop();
+      if (live && until !== undefined && e.event === until) stop();
       return;
     }
     if (m.dir === 'udp-in' || m.dir === 'udp-out') {
@@ -241,7 +248,7 @@ async function live(io: CliIo, values: Record<string, string | boolean | undefin
     } else {
       packets.push({ at: m.at, kind: 'ipv6', packet: m.data, dir: m.dir === 'tun-in' ? 'in' : 'out' });
     }
-    seen++;
+    if (live) seen++;
     const b = build();
     drawer.update(b.lanes, b.messages);
     if (count !== undefined && seen >= count) stop();

@@ -5,7 +5,8 @@
  * Request: {"cmd": "tap", "args": {"replay": true}}. The answer's result is the header (role, the daemon's
  * 'state'), then one line per packet, {"at": epoch ms, "dir": "udp-in"|"udp-out"|"tun-in"|"tun-out", "src":
  * "a.b.c.d:p", "dst": ..., "data": base64}, and one per state change, {"at", "event": {"state", "reason", ...}}.
- * With replay the first packets since the daemon started (qualification) come first. A reader that falls
+ * With replay the first packets and state changes since the daemon started (qualification) come first; then
+ * {"live": true} says that what follows happens now. A reader that falls
  * behind loses packets rather than slowing the daemon; the next line then says {"lost": n}.
  */
 import { createConnection } from 'node:net';
@@ -29,8 +30,16 @@ export interface TapEventLine {
 /** Where state changes come from: the daemon calls every listener with each change. */
 export class EventFeed {
   private readonly listeners = new Set<(e: Record<string, unknown>) => void>();
+  /** The first changes since the start, replayed with the packets' backlog. */
+  readonly recent: TapEventLine[] = [];
+
+  constructor(
+    private readonly keep = 50,
+    private readonly now: () => number = () => performance.timeOrigin + performance.now(),
+  ) {}
 
   emit(e: Record<string, unknown>): void {
+    if (this.recent.length < this.keep) this.recent.push({ at: this.now(), event: e });
     for (const l of this.listeners) l(e);
   }
 
@@ -59,7 +68,15 @@ export function tapStream(hub: TapHub, events: EventFeed, header: unknown, args:
         if (lost > 0 && send({ lost })) lost = 0;
         if (lost > 0 || !send(obj)) lost++;
       };
-      const stopTap = hub.add((p) => put(tapLine(p)), { replay });
+      if (replay) {
+        // The start in time order: the first packets and the state changes among them.
+        const backlog: (TapLine | TapEventLine)[] = [...hub.recent().map(tapLine), ...events.recent];
+        backlog.sort((a, b) => a.at - b.at);
+        for (const line of backlog) put(line);
+      }
+      // What follows happens now.
+      put({ live: true });
+      const stopTap = hub.add((p) => put(tapLine(p)));
       const stopEvents = events.add((event) => put({ at: performance.timeOrigin + performance.now(), event }));
       return () => {
         stopTap();
@@ -69,7 +86,12 @@ export function tapStream(hub: TapHub, events: EventFeed, header: unknown, args:
   };
 }
 
-export type TapMessage = { kind: 'packet'; at: number; dir: TapDir; src?: Ipv4Port; dst?: Ipv4Port; data: Uint8Array } | { kind: 'event'; at: number; event: Record<string, unknown> } | { kind: 'lost'; count: number };
+export type TapMessage =
+  | { kind: 'packet'; at: number; dir: TapDir; src?: Ipv4Port; dst?: Ipv4Port; data: Uint8Array }
+  | { kind: 'event'; at: number; event: Record<string, unknown> }
+  | { kind: 'lost'; count: number }
+  /** The replayed start is over: what follows happens now. */
+  | { kind: 'live' };
 
 /** Parses one streamed line; undefined for a line that is none of the three forms. */
 export function parseTapLine(line: string): TapMessage | undefined {
@@ -82,6 +104,7 @@ export function parseTapLine(line: string): TapMessage | undefined {
   if (typeof o !== 'object' || o === null) return undefined;
   const r = o as Record<string, unknown>;
   if (typeof r.lost === 'number') return { kind: 'lost', count: r.lost };
+  if (r.live === true) return { kind: 'live' };
   if (typeof r.at !== 'number') return undefined;
   if (typeof r.event === 'object' && r.event !== null) return { kind: 'event', at: r.at, event: r.event as Record<string, unknown> };
   const dirs: readonly string[] = ['udp-in', 'udp-out', 'tun-in', 'tun-out'];

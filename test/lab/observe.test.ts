@@ -110,6 +110,9 @@ test('client and server with --metrics, --pcap, JSON logs; trace --live draws a 
     assert.match(drawn, /RS, auth nonce/);
     assert.match(drawn, /<--+RA, auth nonce [0-9a-f]{16}/);
     assert.match(drawn, /RS with cone flag/);
+    // The replayed start: the first qualification and detection, with their notes.
+    assert.match(drawn, /\* qualified: address 2001:0:c633:6401:[0-9a-f:]+, mapping 203\.0\.113\.1:\d+/);
+    assert.match(drawn, /\* NAT type: port-restricted NAT/);
     // The NAT remembers the first detection's probes, so the second may find it more open: any type, but one.
     assert.match(drawn, /NAT type: (cone|restricted|port-restricted) NAT/);
     assert.match(drawn, /ms\s+client\s+server/);
