@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -253,6 +254,29 @@ test('--pcap appends to its own capture (a restart) and refuses to overwrite ano
     assert.throws(() => new PcapCapture(join(dir, 'other')), /exists and is not a raw-IP capture written by transit6/);
     assert.equal(readFileSync(join(dir, 'other-udp.pcap'), 'utf8'), 'not a capture, and not ours to overwrite');
     assert.throws(() => new PcapCapture(join(dir, 'missing', 'c')), /--pcap: cannot open .*: no such directory/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pcapng written by tshark and mergecap (two interfaces) reads like the classic file', { skip: spawnSync('mergecap', ['-v']).status !== 0 ? 'mergecap (tshark) is not installed' : false }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 't6-pcapng-'));
+  try {
+    const r = runTraceScenario('relay');
+    const udp = join(dir, 'udp.pcap');
+    const v6 = join(dir, 'v6.pcap');
+    writeFileSync(udp, pcapFromTrace(r.net.trace, (e) => e.kind === 'udp'));
+    writeFileSync(v6, pcapFromTrace(r.net.trace, (e) => e.kind === 'ipv6'));
+    const merged = join(dir, 'merged.pcapng');
+    const m = spawnSync('mergecap', ['-F', 'pcapng', '-w', merged, udp, v6], { encoding: 'utf8' });
+    assert.equal(m.status, 0, m.stderr);
+    const classic = readCapture(pcapFromTrace(r.net.trace));
+    const ng = readCapture(readFileSync(merged));
+    assert.equal(ng.format, 'pcapng');
+    assert.equal(ng.problem, undefined);
+    assert.equal(ng.packets.length, classic.packets.length);
+    const key = (p: (typeof ng.packets)[number]) => `${p.at.toFixed(3)} ${p.kind} ${Buffer.from(p.kind === 'udp' ? p.data : p.packet).toString('hex')}`;
+    assert.deepEqual(ng.packets.map(key).sort(), classic.packets.map(key).sort());
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
