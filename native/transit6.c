@@ -26,6 +26,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* Messages per recvmmsg/sendmmsg call; callers may ask for more, we loop in chunks. Stack use ~10 KiB. */
@@ -1125,6 +1127,53 @@ static napi_value poll_stop(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
+/* AF_UNIX datagrams (sd_notify(3): systemd's NOTIFY_SOCKET), which Node's dgram module cannot send. */
+
+/*
+ * unixDgramSend(path, buf, offset, length) -> bytes sent or -errno. One datagram on a fresh SOCK_DGRAM socket,
+ * closed again. A path starting with '@' names the abstract namespace (the '@' becomes a NUL byte), as systemd
+ * writes it in NOTIFY_SOCKET. Paths longer than sun_path throw RangeError.
+ */
+static napi_value unix_dgram_send(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv, "unixDgramSend")) return NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string) {
+    throw_type(env, "unixDgramSend: path must be a string");
+    return NULL;
+  }
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  size_t plen = 0;
+  NAPI_OK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &plen));
+  if (plen == 0 || plen >= sizeof sa.sun_path) {
+    throw_range(env, "unixDgramSend: path is %zu bytes, it must be 1 to %zu", plen, sizeof sa.sun_path - 1);
+    return NULL;
+  }
+  NAPI_OK(napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &plen));
+  if (strlen(sa.sun_path) != plen) {
+    throw_type(env, "unixDgramSend: path contains a NUL byte");
+    return NULL;
+  }
+  socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';
+  else salen += 1; /* the terminating NUL of a filesystem path */
+  int dummy;
+  uint8_t *p;
+  size_t n;
+  napi_value fake[4] = {NULL, argv[1], argv[2], argv[3]};
+  napi_create_int32(env, 0, &fake[0]);
+  if (get_fd_slice(env, fake, "unixDgramSend", &dummy, &p, &n)) return NULL;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_int(env, -errno);
+  ssize_t r = sendto(fd, p, n, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+  int err = errno;
+  close(fd);
+  return make_int(env, r < 0 ? -err : r);
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
 
 static napi_value init(napi_env env, napi_value exports) {
   t6inst *inst = (t6inst *)calloc(1, sizeof *inst);
@@ -1144,7 +1193,7 @@ static napi_value init(napi_env env, napi_value exports) {
     FN("udpOpen", udp_open),         FN("udpRecvBatch", udp_recv_batch), FN("udpSendBatch", udp_send_batch),
     FN("rawOpen", raw_open),         FN("rawSend", raw_send),            FN("rawRecvBatch", raw_recv_batch),
     FN("pollStart", poll_start),     FN("pollUpdate", poll_update),      FN("pollRef", poll_ref),
-    FN("pollStop", poll_stop),       FN("close", close_fd),
+    FN("pollStop", poll_stop),       FN("close", close_fd),              FN("unixDgramSend", unix_dgram_send),
 #undef FN
   };
   NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -6,13 +6,14 @@
 #   conntrack   the lab reads NAT mappings and their timeouts (conntrack -L)
 #   procps      sysctl inside lab namespaces (forwarding, DAD, accept_ra, conntrack UDP timeout)
 #   iputils-ping  the lab's reachability checks
+#   socat       TCP exchanges in the ISATAP and 6to4 lab tests; stands in for systemd's notification socket in the
+#               sd_notify tests (test/io/sdnotify, test/lab/observe)
 #   miredo, miredo-server  the reference implementation the interop tests run against (test/lab/interop-miredo),
 #               only ever started inside lab namespaces. Installed with a policy-rc.d that forbids service starts,
 #               so that the package scripts never start a Miredo daemon in the root namespace (it would try to
 #               reach a public Teredo server); checked with pgrep afterwards.
 #   radvd       router advertisements on the 6to4 router's LAN (transit6 6to4 router) and in the ISATAP/6to4 lab
 #               tests; installed under the same policy-rc.d, so that no radvd starts in the root namespace
-#   socat       the ISATAP and 6to4 lab tests' TCP exchanges
 set -euo pipefail
 packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat)
 missing=()

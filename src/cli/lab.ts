@@ -56,7 +56,9 @@ and .2), our relay (198.51.100.17:3545), a native IPv6 host (v6host, 2001:db8:1:
   --timeout S      up: seconds for qualification and NAT detection (default 30)
   --no-matrix      up: skip the pings
 
-Needs root. Examples:
+Needs root.
+
+examples:
   sudo transit6 lab up --clients prc,sym,pub
   sudo ip netns exec t6-1a2b3c-cli-prc transit6 teredo show state
   sudo transit6 lab down`;

@@ -6,6 +6,7 @@ import { teredoCommand } from './teredo.js';
 import { labCommand } from './lab.js';
 import { isatapCommand } from './isatap.js';
 import { sixToFourCommand } from './sixtofour.js';
+import { traceCommand } from './trace.js';
 import { EXIT_FAILURE, EXIT_USAGE, processIo, type CliIo } from './io.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
@@ -17,6 +18,7 @@ const commands: Record<string, { run: Command; summary: string }> = {
   teredo: { run: teredoCommand, summary: 'run a Teredo client, relay or server daemon; show a running one' },
   '6to4': { run: sixToFourCommand, summary: 'run a 6to4 host, router (with a LAN) or relay; show a running one' },
   isatap: { run: isatapCommand, summary: 'run an ISATAP host or router (IPv6 in IPv4 protocol 41); show a running one' },
+  trace: { run: traceCommand, summary: 'ladder diagram of a pcap file or of a running daemon (--live)' },
 };
 
 export function usage(): string {

@@ -40,7 +40,12 @@ scenarios:
   reach      the reachability matrix between clients behind every kind of NAT and a native IPv6 host
   trace      a ladder diagram of one exchange (qualify, holepunch, relay, inbound, symmetric, local)
 
-Run 'transit6 sim <scenario> --help' for its options.`;
+Run 'transit6 sim <scenario> --help' for its options.
+
+examples:
+  transit6 sim qualify --nat symmetric
+  transit6 sim reach
+  transit6 sim trace holepunch --svg holepunch.svg`;
 
 const REACH_HELP = `usage: transit6 sim reach [--json] [--seed N]
 
@@ -53,7 +58,11 @@ how long the first echo request took to be answered (it waits in a queue while t
 dropped).
 
   --json     {"pairs": [{"from", "to", "ok", "path", "firstPacketMs", ...}]}
-  --seed N   simulator seed (default 4380)`;
+  --seed N   simulator seed (default 4380)
+
+examples:
+  transit6 sim reach
+  transit6 sim reach --json | jq '.pairs[] | select(.ok | not)'`;
 
 const TRACE_HELP = `usage: transit6 sim trace <exchange> [--svg FILE] [--width N] [--seed N]
 
@@ -64,7 +73,13 @@ exchanges:
 ${TRACE_SCENARIOS.map((n) => `  ${n.padEnd(10)} ${TRACE_DESCRIPTIONS[n]}`).join('\n')}
 
   --svg FILE   also write the diagram as SVG
-  --width N    text width (default 120)`;
+  --width N    text width (default 120)
+  --seed N     simulator seed (default 4380)
+
+examples:
+  transit6 sim trace qualify
+  transit6 sim trace relay --svg relay.svg --width 160
+  (transit6 trace FILE.pcap and transit6 trace --live draw real traffic the same way)`;
 
 function positiveSeconds(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;

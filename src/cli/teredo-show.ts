@@ -101,7 +101,7 @@ export async function teredoShowCommand(argv: string[], io: CliIo, deps: TeredoS
 }
 
 /** --role's socket, or the only daemon's socket in this namespace; stale sockets do not count when choosing. */
-async function pickSocket(role: ControlRole | undefined, runDir: string): Promise<string> {
+export async function pickSocket(role: ControlRole | undefined, runDir: string): Promise<string> {
   if (role) return defaultControlPath(role, runDir);
   const found = findControlSockets(undefined, runDir);
   if (found.length === 0) {

@@ -9,6 +9,7 @@ import { MIREDO_DEFAULT_CONFIG } from '../config/daemon.js';
 import { controlRequest } from '../io/control.js';
 import { startDaemon, type DaemonHandle } from '../io/daemon.js';
 import { createLogger } from '../io/log.js';
+import { createNotifier } from '../io/sdnotify.js';
 import { resolveDaemonConfig } from '../config/daemon.js';
 import { teredoShowCommand } from './teredo-show.js';
 import { EXIT_FAILURE, EXIT_OK, type CliIo } from './io.js';
@@ -34,14 +35,22 @@ line override the file:
   --probe-port N|no        the server's NAT-probe port (default 3546)
   --user NAME              switch to this user once the tunnel and sockets are open (default nobody; root keeps root)
   --control PATH           control socket (default: one per network namespace under /run/transit6)
+  --metrics HOST:PORT      Prometheus metrics at http://HOST:PORT/metrics (Metrics; e.g. 127.0.0.1:9544)
+  --pcap FILE              capture to FILE-udp.pcap (Teredo datagrams) and FILE-tun.pcap (tunnel side) (Pcap)
+  --log-level LEVEL        debug | info | warn | error (LogLevel; default info)
+  Every directive has a flag: --server-port, --detect-nat, --local-discovery, --on-demand, --idle-timeout,
+  --max-peers, --forward-native, ... (docs/transit6.md lists them all).
 
-  SIGHUP reloads the configuration (as root), SIGTERM and SIGINT stop cleanly (addresses and routes removed).
+  Logs go to stderr: readable on a terminal, one JSON object a line otherwise, syslog-priority lines under
+  systemd (JOURNAL_STREAM). Under systemd (Type=notify) the daemon reports READY=1, STATUS=, RELOADING=1, STOPPING=1.
+  SIGHUP reloads the configuration, SIGTERM and SIGINT stop cleanly (addresses and routes removed).
 
 examples:
   transit6 teredo client -f --server 198.51.100.1 --interface teredo
   transit6 teredo client -c /etc/miredo/miredo.conf
   transit6 teredo relay -f --relay-type relay --bind-port 3545 --interface teredo
   transit6 teredo server -f --server-bind-address 198.51.100.1
+  transit6 teredo client -f --server 198.51.100.1 --metrics 127.0.0.1:9544 --pcap /tmp/teredo --log-level debug
   transit6 teredo show state`;
 
 const SHORT: Record<string, string> = { '-c': 'config', '-f': 'foreground', '-p': 'pidfile', '-h': 'help' };
@@ -96,27 +105,39 @@ export async function teredoCommand(argv: string[], io: CliIo): Promise<number> 
   const resolved = resolveDaemonConfig(role, config, flags);
   if (!foreground) return detach(role, argv, resolved.controlSocket, io);
   const log = createLogger(`teredo-${role}`);
+  // systemd (Type=notify): READY=1 once running, STATUS= at each state change, RELOADING=1, STOPPING=1.
+  const notify = createNotifier({ onError: (m) => log.warn(m) });
+  const startOpts = { onStatus: (s: string) => notify.status(s) };
   let handle: DaemonHandle;
   try {
-    handle = await startDaemon(role, config, flags, log);
+    handle = await startDaemon(role, config, flags, log, startOpts);
   } catch (e) {
     io.err(`transit6 teredo ${role}: ${(e as Error).message}`);
     return EXIT_FAILURE;
   }
+  notify.ready(`running (${role})`);
   return new Promise<number>((resolve) => {
     let current = handle;
     const finish = (sig: string) => {
+      notify.stopping(`stopping (${sig})`);
       void current.stop(sig).then(() => resolve(EXIT_OK));
     };
     process.once('SIGTERM', () => finish('SIGTERM'));
     process.once('SIGINT', () => finish('SIGINT'));
     process.on('SIGHUP', () => {
       log.info('reloading the configuration (SIGHUP)');
+      notify.reloading();
       if (process.getuid?.() !== 0) {
         // Unprivileged: a new core takes over the open tunnel and sockets.
         current.reloadInPlace(flags, config).then(
-          () => log.info('reloaded in place'),
-          (e: unknown) => log.error(`reload refused, the running configuration stays: ${(e as Error).message}`),
+          () => {
+            log.info('reloaded in place');
+            notify.ready('reloaded');
+          },
+          (e: unknown) => {
+            log.error(`reload refused, the running configuration stays: ${(e as Error).message}`);
+            notify.ready(`reload refused: ${(e as Error).message}`);
+          },
         );
         return;
       }
@@ -125,11 +146,13 @@ export async function teredoCommand(argv: string[], io: CliIo): Promise<number> 
           resolveDaemonConfig(role, config, flags);
         } catch (e) {
           log.error(`reload refused, the running configuration stays: ${(e as Error).message}`);
+          notify.ready(`reload refused: ${(e as Error).message}`);
           return;
         }
         await current.stop('reload');
         try {
-          current = await startDaemon(role, config, flags, log);
+          current = await startDaemon(role, config, flags, log, startOpts);
+          notify.ready('reloaded');
         } catch (e) {
           log.error(`reload failed: ${(e as Error).message}`);
           resolve(EXIT_FAILURE);

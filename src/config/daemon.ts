@@ -29,7 +29,9 @@ import {
   type DirectiveName,
   type DirectiveValues,
   type HostAddress,
+  type ListenAddress,
   type Located,
+  type LogLevel,
   type MiredoConfig,
   type MiredoRelayType,
   type SyslogFacility,
@@ -65,6 +67,12 @@ interface DaemonCommon {
   pidFile: string | undefined;
   /** User to switch to once set up; undefined stays as started. */
   user: string | undefined;
+  /** The Prometheus endpoint (--metrics, Metrics); undefined: off. */
+  metrics: ListenAddress | undefined;
+  /** Capture files' base path (--pcap, Pcap): BASE-udp.pcap and BASE-tun.pcap; undefined: off. */
+  pcap: string | undefined;
+  /** --log-level, LogLevel; undefined: the environment's TRANSIT6_LOG_LEVEL or info. */
+  logLevel: LogLevel | undefined;
   /** Non-fatal remarks, "file line N: ..." each (unknown or repeated directives, ignored settings). */
   warnings: string[];
 }
@@ -143,6 +151,9 @@ export function resolveDaemonConfig(role: DaemonRole, file: string | undefined, 
     controlSocket: s.get('ControlSocket')?.value ?? (opts.defaultControlPath ?? defaultControlPath)(role),
     pidFile: s.get('PidFile')?.value,
     user: s.get('User')?.value,
+    metrics: s.get('Metrics')?.value,
+    pcap: s.get('Pcap')?.value,
+    logLevel: s.get('LogLevel')?.value,
     warnings,
   };
   switch (role) {

@@ -48,6 +48,9 @@
  * | ControlSocket       | T      | c r s | path of the `teredo show` socket        | /run/transit6/netns-N/…      |
  * | PidFile             | T      | c r s | path                                    | none                         |
  * | User                | T      | c r s | user to switch to once set up           | none (stay)                  |
+ * | Metrics             | T      | c r s | HOST:PORT of the Prometheus endpoint    | none (off)                   |
+ * | Pcap                | T      | c r s | capture to FILE-udp.pcap, FILE-tun.pcap | none (off)                   |
+ * | LogLevel            | T      | c r s | debug, info, warn or error              | info                         |
  *
  * Relative paths in a file are taken from the file's directory.
  */
@@ -69,6 +72,15 @@ export type SyslogFacility = (typeof SYSLOG_FACILITIES)[number];
 export type HostAddress =
   | { kind: 'ipv4'; addr: Ipv4; text: string }
   | { kind: 'hostname'; name: string; needsResolving: true };
+
+/** Where an HTTP endpoint listens: a literal address (IPv4, IPv6 in brackets, or a name) and a port. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** A value and where it came from ("miredo.conf line 3", "--server", "default"), for error messages. */
 export interface Located<T> {
@@ -104,6 +116,9 @@ export interface DirectiveValues {
   ControlSocket: string;
   PidFile: string;
   User: string;
+  Metrics: ListenAddress;
+  Pcap: string;
+  LogLevel: LogLevel;
 }
 export type DirectiveName = keyof DirectiveValues;
 
@@ -305,6 +320,31 @@ const parseUser: Parser<string> = (text, ctx) => {
   return text;
 };
 
+/** HOST:PORT, [IPv6]:PORT, or :PORT for every address (as Prometheus exporters write it). */
+export const parseListenAddress: Parser<ListenAddress> = (text, ctx) => {
+  const m = /^(?:\[([0-9A-Za-z:.%]+)\]|([^:[\]]*)):([0-9]+)$/.exec(text);
+  if (!m) configFail(ctx.where, `${ctx.name} '${text}' is not HOST:PORT (e.g. 127.0.0.1:9544, [::1]:9544 or :9544)`);
+  const port = Number(m[3]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) configFail(ctx.where, `${ctx.name} '${text}': the port must be 1-65535`);
+  let host: string;
+  if (m[1] !== undefined) {
+    if (!parseIpv6(m[1])) configFail(ctx.where, `${ctx.name} '${text}': '${m[1]}' is not an IPv6 address`);
+    host = m[1];
+  } else {
+    host = m[2] === '' ? '0.0.0.0' : m[2]!;
+    if (parseIpv4(host) === undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(host)) {
+      configFail(ctx.where, `${ctx.name} '${text}': '${host}' is neither an IPv4 address nor a host name`);
+    }
+  }
+  return { host, port };
+};
+
+const parseLogLevel: Parser<LogLevel> = (text, ctx) => {
+  const l = text.toLowerCase() as LogLevel;
+  if (!LOG_LEVELS.includes(l)) configFail(ctx.where, `unknown ${ctx.name} '${text}' (${LOG_LEVELS.join(', ')})`);
+  return l;
+};
+
 const parseHostAddresses: Parser<Uint8Array[]> = (text, ctx) =>
   text.split(',').map((t) => {
     const a = parseIpv6(t);
@@ -352,6 +392,9 @@ export const DIRECTIVES: { [K in DirectiveName]: DirectiveSpec<K> } = {
   ControlSocket: spec({ name: 'ControlSocket', flag: 'control', roles: ALL, miredo: false, parse: parsePath, help: 'control socket path (default /run/transit6/netns-<inode>/teredo-<role>.sock)' }),
   PidFile: spec({ name: 'PidFile', flag: 'pidfile', roles: ALL, miredo: false, parse: parsePath, help: 'write the process id to this file' }),
   User: spec({ name: 'User', flag: 'user', roles: ALL, miredo: false, parse: parseUser, help: 'user to switch to once the sockets and the tunnel are open' }),
+  Metrics: spec({ name: 'Metrics', flag: 'metrics', roles: ALL, miredo: false, parse: parseListenAddress, help: 'serve Prometheus metrics on HOST:PORT at /metrics (default: off)' }),
+  Pcap: spec({ name: 'Pcap', flag: 'pcap', roles: ALL, miredo: false, parse: parsePath, help: 'capture the UDP side to FILE-udp.pcap and the tunnel side to FILE-tun.pcap' }),
+  LogLevel: spec({ name: 'LogLevel', flag: 'log-level', roles: ALL, miredo: false, parse: parseLogLevel, help: 'debug | info | warn | error (default info)' }),
 };
 
 const BY_LOWER_NAME = new Map<string, DirectiveSpec<DirectiveName>>(

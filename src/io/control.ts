@@ -121,6 +121,25 @@ export interface ControlRequest {
   args?: Record<string, unknown>;
 }
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
+
+/**
+ * A handler's answer that goes on: the client gets {"ok": true, "result": header}, then one JSON line per
+ * object `send` is given, until it hangs up (`transit6 trace --live` reads a daemon's packets this way). `send`
+ * returns false, and sends nothing, while the client is more than `MAX_STREAM_BACKLOG` bytes behind: the
+ * daemon never waits for a slow reader.
+ */
+export interface ControlStream {
+  readonly kind: 'control-stream';
+  readonly header: unknown;
+  /** Starts sending; the returned function stops (called when the client goes away or the server closes). */
+  start(send: (obj: unknown) => boolean): () => void;
+}
+
+export const MAX_STREAM_BACKLOG = 4 * 1024 * 1024;
+
+function isControlStream(v: unknown): v is ControlStream {
+  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'control-stream';
+}
 export type ControlHandler = (request: ControlRequest) => unknown | Promise<unknown>;
 
 export interface ControlServerOptions {
@@ -286,7 +305,24 @@ export class ControlServer {
           return;
         }
         if (line.trim() === '') continue;
-        chain = chain.then(async () => reply(await this.answer(line)));
+        chain = chain.then(async () => {
+          const r = await this.answer(line);
+          if (!isControlStream(r)) {
+            reply(r);
+            return;
+          }
+          // From now on the connection carries the stream: no idle timeout, no further requests.
+          reply({ ok: true, result: r.header === undefined ? null : r.header });
+          refused = true;
+          socket.setTimeout(0);
+          const stop = r.start((obj) => {
+            if (socket.destroyed || !socket.writable || socket.writableLength > MAX_STREAM_BACKLOG) return false;
+            socket.write(`${JSON.stringify(obj)}\n`);
+            return true;
+          });
+          socket.once('close', stop);
+          if (socket.destroyed) stop();
+        });
       }
       const rest = chunk.subarray(start);
       if (pendingBytes + rest.length > this.maxRequest) {
@@ -306,7 +342,7 @@ export class ControlServer {
     void after.then(() => socket.end());
   }
 
-  private async answer(line: string): Promise<ControlResponse> {
+  private async answer(line: string): Promise<ControlResponse | ControlStream> {
     let req: unknown;
     try {
       req = JSON.parse(line);
@@ -322,6 +358,7 @@ export class ControlServer {
       const request: ControlRequest = { cmd: req.cmd };
       if (req.args !== undefined) request.args = req.args;
       const result = await this.handler(request);
+      if (isControlStream(result)) return result;
       return { ok: true, result: result === undefined ? null : result };
     } catch (e) {
       return { ok: false, error: e instanceof Error ? e.message : String(e) };

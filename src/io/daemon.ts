@@ -12,7 +12,7 @@ import { resolveDaemonConfig, resolveIpv4, resolveServerAddresses, type ClientDa
 import { TeredoClient } from '../teredo/client.js';
 import { TeredoRelay } from '../teredo/relay.js';
 import { TeredoServer } from '../teredo/server.js';
-import { formatIpv4, formatIpv6, parseIpv4, type Ipv4, type Ipv4Port } from '../wire/ip.js';
+import { formatIpv4, parseIpv4, type Ipv4, type Ipv4Port } from '../wire/ip.js';
 import {
   clientPeersJson,
   clientStateJson,
@@ -31,6 +31,20 @@ import { PrivilegedHelper } from './privclient.js';
 import { TunDevice } from './tun.js';
 import { UdpBatchSocket } from './udp.js';
 import { createLogger, type Logger } from './log.js';
+import { MetricsServer, metricsText } from './metrics.js';
+import { PcapCapture } from './pcapfile.js';
+import { logStateChange, stateChangeLine } from './statelog.js';
+import { TapHub } from './tap.js';
+import { EventFeed, tapStream } from './tapstream.js';
+import { packageVersion } from './version.js';
+import type { StateJson, StatsJson } from './control.js';
+import type { StateAction } from './driver.js';
+
+/** What every role's start function gets from startDaemon: the packet tap and where state changes go. */
+interface Hooks {
+  tap: TapHub['tap'];
+  onState: (a: StateAction, ctx: { address?: Uint8Array; server?: string }) => void;
+}
 
 /** The OS CSPRNG behind the cores' Rng interface. */
 export class CryptoRng implements Rng {
@@ -64,13 +78,15 @@ export interface DaemonHandle {
 
 type Started = {
   driver: Driver;
+  /** The local IPv4 address the daemon's datagrams leave from (for capture files when bound to 0.0.0.0). */
+  localAddr: Ipv4;
   handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown;
   replaceCore: (next: DaemonConfig) => Promise<void>;
 };
 
 /** The settings a reload in place cannot change. */
 function fixedPart(c: DaemonConfig): string {
-  const base = { role: c.role, control: c.controlSocket, pid: c.pidFile, user: c.user };
+  const base = { role: c.role, control: c.controlSocket, pid: c.pidFile, user: c.user, metrics: c.metrics, pcap: c.pcap };
   if (c.role === 'client') return JSON.stringify({ ...base, bind: c.bind, iface: c.interfaceName });
   if (c.role === 'relay') return JSON.stringify({ ...base, bind: c.bind, iface: c.interfaceName, mtu: c.mtu });
   return JSON.stringify({ ...base, primary: c.primary, secondary: c.secondary, port: c.core.port, probe: c.core.probePort });
@@ -102,9 +118,32 @@ function openTun(name: string | undefined): TunDevice {
   return TunDevice.open(name ?? 'tun%d');
 }
 
-export async function startDaemon(role: 'client' | 'relay' | 'server', configFile: string | undefined, flags: Record<string, string | boolean | undefined>, log: Logger = createLogger(role)): Promise<DaemonHandle> {
+export interface StartOptions {
+  /** A one-line status after each state change (the CLI passes it to systemd as STATUS=). */
+  onStatus?: (status: string) => void;
+}
+
+export async function startDaemon(
+  role: 'client' | 'relay' | 'server',
+  configFile: string | undefined,
+  flags: Record<string, string | boolean | undefined>,
+  log: Logger = createLogger(role),
+  opts: StartOptions = {},
+): Promise<DaemonHandle> {
   const config = resolveDaemonConfig(role, configFile, flags);
+  if (config.logLevel) log.setLevel(config.logLevel);
   for (const w of config.warnings) log.warn(w);
+  const hub = new TapHub();
+  const events = new EventFeed();
+  const hooks: Hooks = {
+    tap: hub.tap,
+    onState: (a, ctx) => {
+      logStateChange(log, a, ctx);
+      const line = stateChangeLine(a, ctx);
+      events.emit({ ...line.fields, msg: line.msg });
+      opts.onStatus?.(line.msg);
+    },
+  };
   const rng = new CryptoRng();
   const cleanups: (() => void | Promise<void>)[] = [];
   let helper: PrivilegedHelper | undefined;
@@ -113,21 +152,52 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
     let driver: Driver;
     let handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown;
     let replaceCore: Started['replaceCore'];
+    let localAddr: Ipv4;
     const ifaceRun = async (a: IfaceAction): Promise<void> => {
       const cmd = toIfaceCommand(ifaceName!, a);
       if (helper) await helper.run(cmd);
       else await applyIfaceCommand(cmd);
     };
     if (config.role === 'client') {
-      ({ driver, handler, replaceCore } = await startClient(config, rng, log, ifaceRun, (n) => (ifaceName = n), cleanups));
+      ({ driver, handler, replaceCore, localAddr } = await startClient(config, rng, log, hooks, ifaceRun, (n) => (ifaceName = n), cleanups));
     } else if (config.role === 'relay') {
-      ({ driver, handler, replaceCore } = await startRelay(config, rng, log, (n) => (ifaceName = n), cleanups));
+      ({ driver, handler, replaceCore, localAddr } = await startRelay(config, rng, log, hooks, (n) => (ifaceName = n), cleanups));
     } else {
-      ({ driver, handler, replaceCore } = await startServer(config, log, cleanups));
+      ({ driver, handler, replaceCore, localAddr } = await startServer(config, log, hooks, cleanups));
     }
-    const control = new ControlServer(config.controlSocket, (req) => handler(req.cmd, req.args), { role });
+    const control = new ControlServer(
+      config.controlSocket,
+      (req) => (req.cmd === 'tap' ? tapStream(hub, events, { role, state: handler('state', undefined) }, req.args) : handler(req.cmd, req.args)),
+      { role },
+    );
     await control.listen();
     cleanups.push(() => control.close());
+    // Capture files and the metrics port are opened while still privileged.
+    if (config.pcap) {
+      const capture = new PcapCapture(config.pcap, { localAddr, onError: (e) => log.warn(e.message) });
+      const stopTap = hub.add(capture.sink, { replay: true });
+      cleanups.push(() => {
+        stopTap();
+        capture.close();
+      });
+      log.info(`capturing to ${capture.udp.path} and ${capture.tun.path}`, { pcapUdp: capture.udp.path, pcapTun: capture.tun.path });
+    }
+    if (config.metrics) {
+      const version = packageVersion();
+      const metrics = new MetricsServer(() =>
+        metricsText({ role, version, state: handler('state', undefined) as StateJson, stats: handler('stats', undefined) as StatsJson, traffic: hub.counts() }),
+      );
+      let at: { address: string; port: number };
+      try {
+        at = await metrics.listen(config.metrics.host, config.metrics.port);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        const why = err.code === 'EADDRINUSE' ? 'the port is in use' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : err.code === 'EACCES' ? 'permission denied' : err.message;
+        throw new Error(`--metrics ${config.metrics.host}:${config.metrics.port}: cannot listen: ${why}`);
+      }
+      cleanups.push(() => metrics.close());
+      log.info(`metrics at http://${at.address.includes(':') ? `[${at.address}]` : at.address}:${at.port}/metrics`, { metrics: `${at.address}:${at.port}` });
+    }
     if (config.pidFile) {
       writeFileSync(config.pidFile, `${process.pid}\n`);
       const pidFile = config.pidFile;
@@ -166,6 +236,7 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
       const next = resolveDaemonConfig(role, newFile, newFlags);
       if (fixedPart(next) !== fixedPart(current)) throw new Error('the new configuration changes the interface, sockets, control socket, pid file or user: restart the daemon');
       await replaceCore(next);
+      if (next.logLevel !== current.logLevel) log.setLevel(next.logLevel ?? 'info');
       current = next;
     };
     return { config, stop, driver, reloadInPlace };
@@ -189,6 +260,7 @@ async function startClient(
   initial: ClientDaemonConfig,
   rng: Rng,
   log: Logger,
+  hooks: Hooks,
   ifaceRun: (a: IfaceAction) => Promise<void>,
   setIface: (n: string) => void,
   cleanups: (() => void | Promise<void>)[],
@@ -210,7 +282,11 @@ async function startClient(
     sockets: [{ local: { addr: bindAddr, port: socket.port }, socket }],
     tun,
     iface: ifaceRun,
-    onState: (a) => log.info(`${a.state}: ${a.reason}`, { state: a.state, reason: a.reason, ...(a.detail ? { detail: jsonSafe(a.detail) } : {}) }),
+    tap: hooks.tap,
+    onState: (a) => {
+      const address = client.status().teredoAddress;
+      hooks.onState(a, { ...(address ? { address } : {}), server: formatServerName(config) });
+    },
     onError: (e) => log.warn(e.message),
   });
   // Local discovery (RFC 4380 §5.2.8): bubbles to 224.0.0.253:3544 are heard on a socket joined to the group.
@@ -251,13 +327,14 @@ async function startClient(
     config = next;
     driver.replaceEndpoint(client);
   };
-  return { driver, handler, replaceCore };
+  return { driver, handler, replaceCore, localAddr };
 }
 
 async function startRelay(
   initial: RelayDaemonConfig,
   rng: Rng,
   log: Logger,
+  hooks: Hooks,
   setIface: (n: string) => void,
   cleanups: (() => void | Promise<void>)[],
 ): Promise<Started> {
@@ -283,6 +360,8 @@ async function startRelay(
     tun,
     // Towards native IPv6: back into the kernel, which routes it out of the native interface.
     forward: (p) => tun.write(p),
+    tap: hooks.tap,
+    onState: (a) => hooks.onState(a, {}),
     onError: (e) => log.warn(e.message),
   });
   const handler = (cmd: string, args: Record<string, unknown> | undefined): unknown => {
@@ -316,12 +395,13 @@ async function startRelay(
     config = next;
     driver.replaceEndpoint(relay);
   };
-  return { driver, handler, replaceCore };
+  return { driver, handler, replaceCore, localAddr: bindAddr };
 }
 
 async function startServer(
   config: ServerDaemonConfig,
   log: Logger,
+  hooks: Hooks,
   cleanups: (() => void | Promise<void>)[],
 ): Promise<Started> {
   const { primary, secondary } = await resolveServerAddresses(config);
@@ -345,6 +425,8 @@ async function startServer(
   const driver = new Driver(server, {
     sockets,
     ...(rawFd !== undefined ? { forward: (p: Uint8Array) => void native.rawSend(rawFd!, p, 0, p.length, null) } : {}),
+    tap: hooks.tap,
+    onState: (a) => hooks.onState(a, {}),
     onError: (e) => log.warn(e.message),
   });
   const handler = (cmd: string, _args: Record<string, unknown> | undefined): unknown => {
@@ -366,7 +448,7 @@ async function startServer(
     server = new TeredoServer(core);
     driver.replaceEndpoint(server);
   };
-  return { driver, handler, replaceCore };
+  return { driver, handler, replaceCore, localAddr: primary };
 }
 
 function formatServerName(config: ClientDaemonConfig): string {
@@ -377,11 +459,5 @@ function formatServerName(config: ClientDaemonConfig): string {
 function prefixed(prefix: string, o: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(o)) out[`${prefix}.${k}`] = v;
-  return out;
-}
-
-function jsonSafe(o: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) out[k] = v instanceof Uint8Array && v.length === 16 ? formatIpv6(v) : v;
   return out;
 }

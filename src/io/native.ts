@@ -78,6 +78,11 @@ export interface NativeBinding {
    * sends do fail with EPERM when netfilter drops them).
    */
   rawSend(fd: number, buf: Uint8Array, offset: number, length: number, dst?: number | Uint8Array | null): number;
+  /**
+   * One AF_UNIX datagram to `path` ('@name' for the abstract namespace) on a fresh socket: bytes sent or -errno.
+   * For sd_notify (systemd's NOTIFY_SOCKET); Node's dgram module has no AF_UNIX.
+   */
+  unixDgramSend(path: string, buf: Uint8Array, offset: number, length: number): number;
   /** Like tunReadBatch; srcAddrs (16 bytes per packet) gets sources as IPv6 (IPv4 as ::ffff:a.b.c.d). */
   rawRecvBatch(fd: number, arena: Uint8Array, slotSize: number, maxPackets: number, lengths: Uint32Array,
     srcAddrs?: Uint8Array | null, stats?: Uint32Array | null): number;

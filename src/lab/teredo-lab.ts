@@ -181,6 +181,8 @@ interface LogLine {
   msg?: string;
   state?: string;
   reason?: string;
+  /** The state change's details: flat since src/io/statelog.ts (note, natType...), in `detail` before. */
+  note?: string;
   detail?: Record<string, unknown>;
 }
 
@@ -209,7 +211,7 @@ export function clientTimings(log: string): ClientTimings {
     if (Number.isNaN(at)) continue;
     if (startAt === undefined && j.msg === 'started client') startAt = at;
     if (qualifiedAt === undefined && j.state === 'qualified') qualifiedAt = at;
-    if (natAt === undefined && j.reason === 'nat-type' && j.detail?.note === 'done') natAt = at;
+    if (natAt === undefined && j.reason === 'nat-type' && (j.note ?? j.detail?.note) === 'done') natAt = at;
   }
   const since = (x: number | undefined): number | undefined => (x !== undefined && spawnAt !== undefined ? x - spawnAt : undefined);
   return { execAt: spawnAt, startMs: since(startAt), qualifiedMs: since(qualifiedAt), natDoneMs: since(natAt) };

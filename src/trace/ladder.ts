@@ -39,6 +39,11 @@ export interface LadderTextOptions {
   width?: number;
   /** A time column on the left, in milliseconds (default true). */
   showTime?: boolean;
+  /**
+   * A layout that does not depend on the messages, for drawing rows as they come (`trace --live`): lanes spread
+   * over the whole width, times with this many decimals in a column this wide.
+   */
+  fixed?: { timeDecimals: number; timeWidth: number };
 }
 
 /** The narrowest lane spacing the text rendering shrinks to before it gives up on the width. */
@@ -102,7 +107,7 @@ function timeDecimals(times: readonly number[]): number {
 }
 
 /** Throws ConfigError on caller mistakes (unknown lane, duplicate lane id, non-finite time); sorts stably by time. */
-export function placeMessages(lanes: readonly LadderLane[], msgs: readonly LadderMessage[]): PlacedMessage[] {
+export function placeMessages(lanes: readonly LadderLane[], msgs: readonly LadderMessage[], fixedDecimals?: number): PlacedMessage[] {
   const index = new Map<string, number>();
   lanes.forEach((lane, i) => {
     if (index.has(lane.id)) throw new ConfigError(`ladder: lane id '${lane.id}' is used twice`);
@@ -123,7 +128,7 @@ export function placeMessages(lanes: readonly LadderLane[], msgs: readonly Ladde
   }
   // Array.prototype.sort is stable, and the index tie-break says so explicitly: same time, input order.
   const ordered = msgs.map((m, i) => ({ m, i })).sort((a, b) => a.m.at - b.m.at || a.i - b.i).map((x) => x.m);
-  const decimals = timeDecimals(ordered.map((m) => m.at));
+  const decimals = fixedDecimals ?? timeDecimals(ordered.map((m) => m.at));
   let prev: string | undefined;
   return ordered.map((m) => {
     const time = m.at.toFixed(decimals);
@@ -165,9 +170,9 @@ interface TextLayout {
   readonly right: number;
 }
 
-function layoutText(lanes: readonly LadderLane[], placed: readonly PlacedMessage[], width: number, showTime: boolean): TextLayout {
+function layoutText(lanes: readonly LadderLane[], placed: readonly PlacedMessage[], width: number, showTime: boolean, fixed?: LadderTextOptions['fixed']): TextLayout {
   const n = lanes.length;
-  const timeCols = showTime ? Math.max(2, ...placed.map((p) => p.time.length)) + 2 : 0;
+  const timeCols = showTime ? Math.max(2, fixed?.timeWidth ?? 0, ...placed.map((p) => p.time.length)) + 2 : 0;
   const headerLen = lanes.map((l) => Math.max(textLength(cleanText(l.title)), textLength(cleanText(l.subtitle ?? ''))));
 
   // The spacing the content asks for: headers side by side with a gap, and each label inside its arrow with two
@@ -188,6 +193,8 @@ function layoutText(lanes: readonly LadderLane[], placed: readonly PlacedMessage
     const total = timeCols + left + (n - 1) * spacing + 1 + rightMargin;
     return { headerWidth, left, total };
   };
+  // A fixed layout takes all the room there is, whatever the messages.
+  if (fixed) wanted = Math.max(MIN_TEXT_SPACING, width);
   let spacing = wanted;
   // With one lane the spacing only bounds its header, so let that take the whole width.
   if (n === 1) spacing = Math.max(MIN_TEXT_SPACING, Math.min(wanted, width - timeCols));
@@ -277,9 +284,9 @@ export function renderLadderText(lanes: readonly LadderLane[], msgs: readonly La
   const width = opts.width ?? DEFAULT_WIDTH;
   const showTime = opts.showTime ?? true;
   if (!Number.isInteger(width) || width < 1) throw new ConfigError(`ladder: width must be a positive whole number of columns, not ${width}`);
-  const placed = placeMessages(lanes, msgs);
+  const placed = placeMessages(lanes, msgs, opts.fixed?.timeDecimals);
   if (lanes.length === 0) return '(no lanes)';
-  const layout = layoutText(lanes, placed, width, showTime);
+  const layout = layoutText(lanes, placed, width, showTime, opts.fixed);
   const lines: string[] = [];
 
   const header = (pick: (l: LadderLane) => string, timeHead: string) => {
