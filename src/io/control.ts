@@ -145,6 +145,8 @@ export type ControlHandler = (request: ControlRequest) => unknown | Promise<unkn
 export interface ControlServerOptions {
   /** Names the daemon in messages ("a transit6 teredo relay is already running..."); default: from the path. */
   role?: ControlRole;
+  /** Names a daemon that is not a Teredo role in those messages ("transit6 isatap host"). */
+  daemon?: string;
   maxRequestBytes?: number;
   /** A connection silent this long is closed. Default 60 s. */
   idleTimeoutMs?: number;
@@ -266,7 +268,7 @@ export class ControlServer {
     if (!st.isSocket()) throw new ControlError('unsafe', `${this.path} exists and is not a socket: refusing to replace it`);
     const alive = await probe(this.path);
     if (alive) {
-      throw new ControlError('in-use', `a ${daemonNoun(this.role)} is already running in this network namespace (control socket ${this.path})`);
+      throw new ControlError('in-use', `a ${this.options.daemon ?? daemonNoun(this.role)} is already running in this network namespace (control socket ${this.path})`);
     }
     try {
       unlinkSync(this.path);

@@ -481,7 +481,7 @@ export async function startTunnelDaemon(o: TunnelDaemonOptions): Promise<TunnelD
         default:
           throw new Error(`unknown command '${cmd}' (state, stats)`);
       }
-    });
+    }, { daemon: `transit6 ${o.name.replace(/^isatap-/, 'isatap ')}` });
     await control.listen();
     cleanups.push(() => control.close());
     driver.start();
