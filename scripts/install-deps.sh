@@ -10,8 +10,10 @@
 #               only ever started inside lab namespaces. Installed with a policy-rc.d that forbids service starts,
 #               so that the package scripts never start a Miredo daemon in the root namespace (it would try to
 #               reach a public Teredo server); checked with pgrep afterwards.
+#   6tunnel, socat  the TCP proxies the PortProxy benchmark (bench/portproxy.ts) runs beside transit6 portproxy;
+#               no services of their own, only ever started by the benchmark on loopback.
 set -euo pipefail
-packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server)
+packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server 6tunnel socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

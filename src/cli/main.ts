@@ -4,6 +4,7 @@ import { addrCommand } from './addr.js';
 import { simCommand } from './sim.js';
 import { teredoCommand } from './teredo.js';
 import { labCommand } from './lab.js';
+import { portproxyCommand } from './portproxy.js';
 import { EXIT_FAILURE, EXIT_USAGE, processIo, type CliIo } from './io.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
@@ -13,6 +14,7 @@ const commands: Record<string, { run: Command; summary: string }> = {
   sim: { run: simCommand, summary: 'run Teredo exchanges in the deterministic NAT simulator' },
   lab: { run: labCommand, summary: 'bring the Teredo namespace lab up or down, or show what runs in it' },
   teredo: { run: teredoCommand, summary: 'run a Teredo client, relay or server daemon; show a running one' },
+  portproxy: { run: portproxyCommand, summary: 'TCP proxy rules between IPv4 and IPv6 (netsh portproxy) and the proxy daemon' },
 };
 
 export function usage(): string {
