@@ -1,7 +1,7 @@
 /**
  * transit6 portproxy: netsh-style rules kept in one config file, and the daemon that carries them out.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { controlDir, controlRequest, ControlError, ControlServer } from '../io/control.js';
@@ -277,6 +277,7 @@ async function runDaemon(c: Common): Promise<number> {
   let watcher: FSWatcher | undefined;
   const base = basename(c.config);
   try {
+    mkdirSync(dirname(c.config), { recursive: true, mode: 0o755 });
     watcher = watch(dirname(c.config), (_event, name) => {
       if (name !== null && name !== base) return;
       if (debounce) clearTimeout(debounce);
@@ -290,6 +291,9 @@ async function runDaemon(c: Common): Promise<number> {
   const onUsr1 = (): void => log.info('counters', { listeners: proxy.stats() });
   process.on('SIGHUP', onHup);
   process.on('SIGUSR1', onUsr1);
+  // The file may have changed between the first read and the start of the watch: look once more.
+  reload('watch started');
+  log.info('ready: rule changes in the config file apply live', { config: c.config });
 
   const sig = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

@@ -268,7 +268,6 @@ export function parseRuleArgs(verb: Verb, mode: Mode, args: readonly string[], s
   const cf = connectFamily(mode);
   const seen = new Set<string>();
   const spec: Partial<RuleSpec> = { mode };
-  let pos = 0;
   for (const arg of args) {
     let key: keyof RuleSpec | 'protocol';
     let value: string;
@@ -280,9 +279,11 @@ export function parseRuleArgs(verb: Verb, mode: Mode, args: readonly string[], s
       key = k;
       value = arg.slice(eq + 1);
     } else {
-      if (pos >= POSITIONAL.length || (verb === 'delete' && pos > 0)) throw new UsageError(`unexpected argument '${arg}'`);
-      key = verb === 'delete' ? 'listenPort' : POSITIONAL[pos]!;
-      pos++;
+      // An untagged value fills the next field in netsh's order that was not given by tag.
+      const order = verb === 'delete' ? (['listenPort', 'listenAddress'] as const) : POSITIONAL;
+      const next = order.find((k) => !seen.has(k));
+      if (next === undefined) throw new UsageError(`unexpected argument '${arg}'`);
+      key = next;
       value = arg;
     }
     if (verb === 'delete' && key !== 'listenPort' && key !== 'listenAddress' && key !== 'protocol') {
