@@ -87,18 +87,24 @@ async function connRateWorker(host: string, port: number, seconds: number, concu
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** A free port below the ephemeral range (32768-60999 on Linux): the load generator's thousands of short
+ *  connections take ephemeral ports, and a listener must not collide with one of them. */
 async function freePort(host: string): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r, j) => {
-    s.once('error', j);
-    s.listen({ host, port: 0, ipv6Only: host.includes(':') }, () => r());
-  });
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const s = createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen({ host, port, ipv6Only: host.includes(':') }, () => r(true));
+    });
+    if (ok) {
+      await new Promise((r) => s.close(r));
+      return port;
+    }
+  }
 }
 
-async function waitListening(host: string, port: number, ms = 10_000): Promise<void> {
+async function waitListening(host: string, port: number, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     const ok = await new Promise<boolean>((r) => {
@@ -170,7 +176,12 @@ async function startProxy(impl: Impl, rules: Rule[], dir: string): Promise<Child
 async function iperf(mode: Mode, listenPort: number, serverPort: number, seconds: number): Promise<number> {
   const server = startChild('iperf3', ['-s', '-1', '-B', LOOP[cf(mode)], '-p', String(serverPort)]);
   try {
-    await sleep(300);
+    // Wait until it listens, without connecting (a probe would use up the one test `-1` serves).
+    const deadline = Date.now() + 30_000;
+    while (spawnSync('ss', ['-Hltn', `sport = :${serverPort}`], { encoding: 'utf8' }).stdout.trim() === '') {
+      if (Date.now() > deadline) throw new Error('iperf3 -s did not start');
+      await sleep(50);
+    }
     const r = spawnSync('iperf3', ['-c', LOOP[lf(mode)], '-p', String(listenPort), '-t', String(seconds), '-J'], { encoding: 'utf8', timeout: (seconds + 20) * 1000 });
     const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second: number } }; error?: string };
     if (!j.end?.sum_received) throw new Error(`iperf3: ${j.error ?? r.stderr}`);
@@ -256,7 +267,14 @@ async function main(): Promise<void> {
         }
         procs.splice(0, procs.length, ...(await startProxy(impl, rules, dir)));
         try {
-          for (const r of rules) await waitListening(LOOP[lf(r.mode)], r.listenPort);
+          try {
+            for (const r of rules) await waitListening(LOOP[lf(r.mode)], r.listenPort);
+          } catch (e) {
+            // Recorded, and the run goes on with the next proxy.
+            for (const mode of modes) samples.push({ run, impl, mode, error: `start: ${(e as Error).message}` });
+            say(`run ${run + 1}/${runs} ${impl}: did not start: ${(e as Error).message}`);
+            continue;
+          }
           for (const mode of modes) {
             const s: Sample = { run, impl, mode };
             try {
