@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { createLogger } from '../../src/io/log.js';
-import { PortProxy, type Resolver } from '../../src/io/portproxy/proxy.js';
+import { defaultResolver, PortProxy, type Resolver } from '../../src/io/portproxy/proxy.js';
 import { parseProxyHeader } from '../../src/portproxy/proxyheader.js';
 import { MODES, parseRuleArgs, ruleFromSpec, type Mode, type Rule } from '../../src/portproxy/rules.js';
 import { backend, dial, dialAndRead, echo, freePort, payload, readAll, sha256, until } from './helpers.js';
@@ -310,4 +310,9 @@ test('a target that refuses: the client is reset and connect-failed counted; a p
     assert.equal(p.stats().find((s) => s.mode === 'v6tov6')!.status, 'failed');
     await busy.close();
   });
+});
+
+test('the default resolver asks getaddrinfo for the given family only', async () => {
+  assert.equal(await defaultResolver('localhost', 4), '127.0.0.1');
+  await assert.rejects(defaultResolver('no-such-host.invalid', 6));
 });
