@@ -178,7 +178,11 @@ async function iperf(mode: Mode, listenPort: number, serverPort: number, seconds
   try {
     // Wait until it listens, without connecting (a probe would use up the one test `-1` serves).
     const deadline = Date.now() + 30_000;
+    let errText = '';
+    server.stderr!.on('data', (d: Buffer) => (errText += d.toString()));
+    server.stdout!.on('data', (d: Buffer) => (errText += d.toString()));
     while (spawnSync('ss', ['-Hltn', `sport = :${serverPort}`], { encoding: 'utf8' }).stdout.trim() === '') {
+      if (server.exitCode !== null) throw new Error(`iperf3 -s exited: ${errText.trim().split('\n').pop()}`);
       if (Date.now() > deadline) throw new Error('iperf3 -s did not start');
       await sleep(50);
     }
