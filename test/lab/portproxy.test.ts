@@ -209,9 +209,10 @@ test('lab: kill -9 of `portproxy add` in a loop: the file always parses as the o
     const rounds = 15;
     for (let i = 0; i < rounds; i++) {
       const child = spawn('ip', addCmd(30000 + i), { stdio: 'ignore' });
-      await new Promise((r) => setTimeout(r, took * (0.6 + (0.7 * (i % 8)) / 7)));
+      // Listened for at once: the writer may finish before the kill.
       const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-      child.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, took * (0.6 + (0.7 * (i % 8)) / 7)));
+      if (child.exitCode === null) child.kill('SIGKILL');
       const code = await exit;
       if (code === null) killedMidway++;
       else assert.equal(code, 0, `round ${i}: the writer failed`);

@@ -51,9 +51,9 @@ test('store: kill -9 during rule writes in a loop leaves the old or the new rule
     `;
     for (let round = 0; round < 20; round++) {
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const exited = new Promise((r) => child.once('exit', r));
       await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
       await new Promise((r) => setTimeout(r, 5 + ((round * 7) % 40)));
-      const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGKILL');
       await exited;
       const text = readFileSync(path, 'utf8');
