@@ -316,3 +316,18 @@ test('the default resolver asks getaddrinfo for the given family only', async ()
   assert.equal(await defaultResolver('localhost', 4), '127.0.0.1');
   await assert.rejects(defaultResolver('no-such-host.invalid', 6));
 });
+
+test('a host name as listenaddress is resolved in the listening family and bound', async () => {
+  const be = await backend('::1', echo);
+  await withProxy(async (p) => {
+    const port = await freePort('127.0.0.1');
+    const rule = ruleFromSpec(parseRuleArgs('add', 'v4tov6', [`listenport=${port}`, 'listenaddress=localhost', `connectport=${be.port}`]));
+    assert.deepEqual((await p.apply([rule])).failed, []);
+    assert.deepEqual(p.stats()[0]!.bound, { address: '127.0.0.1', port });
+    const c = await dial('127.0.0.1', port);
+    const got = readAll(c);
+    c.end('named');
+    assert.equal((await got).data.toString(), 'named');
+  });
+  await be.close();
+});
