@@ -331,3 +331,21 @@ test('a host name as listenaddress is resolved in the listening family and bound
   });
   await be.close();
 });
+
+test('a reset from the target reaches the client as a reset, not as a clean end', async () => {
+  const be = await backend('127.0.0.1', (s) => {
+    s.write('partial');
+    setTimeout(() => s.resetAndDestroy(), 50);
+  });
+  await withProxy(async (p) => {
+    const port = await freePort('::1');
+    await p.apply([mkRule('v6tov4', port, be.port)]);
+    const r = await dialAndRead('::1', port);
+    assert.equal(r.data.toString(), 'partial');
+    assert.equal(r.ended, false);
+    assert.equal(r.error, 'ECONNRESET');
+    await until(() => p.stats()[0]!.active === 0, 'the connection to go');
+    assert.equal(counters(p).reset, 1);
+  });
+  await be.close();
+});
