@@ -325,7 +325,9 @@ async function startServer(
   cleanups: (() => void | Promise<void>)[],
 ): Promise<Started> {
   const { primary, secondary } = await resolveServerAddresses(config);
-  let core = { ...config.core, primary, secondary };
+  // The per-source rate-limit tables are keyed with a secret, so that nobody can pick sources that share a slot.
+  const rateLimitKey = randomFillSync(new Uint8Array(16));
+  let core = { ...config.core, primary, secondary, rateLimitKey };
   let server = new TeredoServer(core);
   const sockets = server.localEndpoints().map((local) => {
     const socket = UdpBatchSocket.bind(formatIpv4(local.addr), local.port);
@@ -362,7 +364,7 @@ async function startServer(
   };
   const replaceCore = async (next: DaemonConfig): Promise<void> => {
     if (next.role !== 'server') return;
-    core = { ...next.core, primary, secondary };
+    core = { ...next.core, primary, secondary, rateLimitKey };
     server = new TeredoServer(core);
     driver.replaceEndpoint(server);
   };
