@@ -108,6 +108,15 @@ export async function teredoCommand(argv: string[], io: CliIo): Promise<number> 
     const finish = (sig: string) => {
       void current.stop(sig).then(() => resolve(EXIT_OK));
     };
+    // A daemon that lost its tunnel says so and exits (status 1) after cleaning up.
+    const watch = (h: DaemonHandle): void => {
+      void h.failed.then((reason) => {
+        if (h !== current) return;
+        log.error(`${reason}: exiting`);
+        void h.stop(reason).then(() => resolve(EXIT_FAILURE));
+      });
+    };
+    watch(handle);
     process.once('SIGTERM', () => finish('SIGTERM'));
     process.once('SIGINT', () => finish('SIGINT'));
     process.on('SIGHUP', () => {
@@ -130,6 +139,7 @@ export async function teredoCommand(argv: string[], io: CliIo): Promise<number> 
         await current.stop('reload');
         try {
           current = await startDaemon(role, config, flags, log);
+          watch(current);
         } catch (e) {
           log.error(`reload failed: ${(e as Error).message}`);
           resolve(EXIT_FAILURE);

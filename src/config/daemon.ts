@@ -264,7 +264,7 @@ function limits(s: Settings): { limits?: { maxPeers: number } } {
 }
 
 /** A rate-limit setting when it was given (undefined in the result means "no limit", absence means the default). */
-function rateLimits<K extends string>(s: Settings, table: Record<K, 'RsRateLimit' | 'RsGlobalRateLimit' | 'ForwardRateLimit' | 'NewPeerRateLimit' | 'NewPeerGlobalRateLimit'>): { rateLimits?: Partial<Record<K | 'tableSlots', unknown>> } {
+function rateLimits<K extends string>(s: Settings, table: Record<K, 'RsRateLimit' | 'RsGlobalRateLimit' | 'ForwardRateLimit' | 'NewPeerRateLimit' | 'NewPeerGlobalRateLimit' | 'IcmpErrorRateLimit'>): { rateLimits?: Partial<Record<K | 'tableSlots', unknown>> } {
   const out: Partial<Record<K | 'tableSlots', unknown>> = {};
   for (const [key, name] of Object.entries(table) as [K, DirectiveName][]) {
     const v = s.get(name);
@@ -311,7 +311,7 @@ function relayConfig(s: Settings, common: DaemonCommon): RelayDaemonConfig {
     // rfc/MIREDO-INTEROP.md §3.6: relay and cone bubble indirectly only; restricted also directly.
     directBubbles: relayType === 'restricted',
     ...limits(s),
-    ...(rateLimits(s, { newPeerPerSource: 'NewPeerRateLimit', newPeerGlobal: 'NewPeerGlobalRateLimit' }) as Pick<RelayDaemonConfig['core'], 'rateLimits'>),
+    ...(rateLimits(s, { newPeerPerSource: 'NewPeerRateLimit', newPeerGlobal: 'NewPeerGlobalRateLimit', icmpErrors: 'IcmpErrorRateLimit' }) as Pick<RelayDaemonConfig['core'], 'rateLimits'>),
   };
   if (hosts) core.hostAddresses = hosts.value;
   return {
@@ -414,7 +414,7 @@ export function describeDaemonConfig(cfg: DaemonConfig): string[] {
   } else if (cfg.role === 'relay') {
     lines.push(`relay type ${cfg.relayType}${cfg.core.mode === 'host' ? ' (host-specific)' : ''}`, `bind ${ep(cfg.bind)}`, `interface ${cfg.interfaceName ?? "(the kernel's tunN)"} mtu ${cfg.mtu}`);
     const l = new RelayLimiter(cfg.core.rateLimits).limits;
-    lines.push(`rate limits: new peers ${formatLimit(l.newPeerPerSource)} per source /64, ${formatLimit(l.newPeerGlobal)} in total`);
+    lines.push(`rate limits: new peers ${formatLimit(l.newPeerPerSource)} per source /64, ${formatLimit(l.newPeerGlobal)} in total; ICMPv6 errors ${formatLimit(l.icmpErrors)}`);
   } else {
     lines.push(`addresses ${formatHostAddress(cfg.primary.value)}${cfg.secondary ? ` and ${formatHostAddress(cfg.secondary.value)}` : ' and primary + 1'} port ${cfg.core.port}`);
     lines.push(`probe port ${cfg.core.probePort ?? 'none'}`, `RA MTU ${cfg.core.mtu}`);

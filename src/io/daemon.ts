@@ -60,6 +60,8 @@ export interface DaemonHandle {
    * pid file, user) refuse the reload with a reason.
    */
   reloadInPlace(flags: Record<string, string | boolean | undefined>, configFile: string | undefined): Promise<void>;
+  /** Resolves, with the reason, when the daemon cannot go on: its tunnel interface was removed under it. */
+  failed: Promise<string>;
 }
 
 type Started = {
@@ -109,6 +111,11 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
   const cleanups: (() => void | Promise<void>)[] = [];
   let helper: PrivilegedHelper | undefined;
   let ifaceName: string | undefined;
+  let fail: (reason: string) => void = () => undefined;
+  const failed = new Promise<string>((resolve) => (fail = resolve));
+  // The kernel reports a TUN device deleted under us (ip link del) as an error on its fd: nothing more can be read
+  // or written, so the daemon stops cleanly instead of lingering without its interface.
+  const onTunError = (e: Error): void => fail(`the tunnel interface ${ifaceName ?? ''} is gone (${e.message})`);
   try {
     let driver: Driver;
     let handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown;
@@ -119,9 +126,9 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
       else await applyIfaceCommand(cmd);
     };
     if (config.role === 'client') {
-      ({ driver, handler, replaceCore } = await startClient(config, rng, log, ifaceRun, (n) => (ifaceName = n), cleanups));
+      ({ driver, handler, replaceCore } = await startClient(config, rng, log, ifaceRun, (n) => (ifaceName = n), cleanups, onTunError));
     } else if (config.role === 'relay') {
-      ({ driver, handler, replaceCore } = await startRelay(config, rng, log, (n) => (ifaceName = n), cleanups));
+      ({ driver, handler, replaceCore } = await startRelay(config, rng, log, (n) => (ifaceName = n), cleanups, onTunError));
     } else {
       ({ driver, handler, replaceCore } = await startServer(config, log, cleanups));
     }
@@ -168,7 +175,7 @@ export async function startDaemon(role: 'client' | 'relay' | 'server', configFil
       await replaceCore(next);
       current = next;
     };
-    return { config, stop, driver, reloadInPlace };
+    return { config, stop, driver, reloadInPlace, failed };
   } catch (e) {
     for (const c of cleanups.reverse()) await c();
     if (helper) await helper.close();
@@ -192,6 +199,7 @@ async function startClient(
   ifaceRun: (a: IfaceAction) => Promise<void>,
   setIface: (n: string) => void,
   cleanups: (() => void | Promise<void>)[],
+  onTunError?: (e: Error) => void,
 ): Promise<Started> {
   let config = initial;
   const { primary, secondary } = await resolveServerAddresses(config);
@@ -201,6 +209,7 @@ async function startClient(
   const localAddr = bindAddr !== 0 ? bindAddr : await sourceAddressTowards(primary);
   const local: Ipv4Port = { addr: localAddr, port: socket.port };
   const tun = openTun(config.interfaceName);
+  if (onTunError) tun.onError(onTunError);
   cleanups.push(() => tun.close());
   setIface(tun.name);
   // The link comes up at once with its link-local address; the Teredo address follows qualification.
@@ -260,12 +269,14 @@ async function startRelay(
   log: Logger,
   setIface: (n: string) => void,
   cleanups: (() => void | Promise<void>)[],
+  onTunError?: (e: Error) => void,
 ): Promise<Started> {
   let config = initial;
   const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
   const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
   cleanups.push(() => socket.close());
   const tun = openTun(config.interfaceName);
+  if (onTunError) tun.onError(onTunError);
   cleanups.push(() => tun.close());
   setIface(tun.name);
   // The relay's tunnel carries 2001::/32 (Miredo: fe80::ffff:ffff:ffff/64 and 2001::/32 dev teredo, metric 1024).

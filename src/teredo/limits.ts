@@ -5,10 +5,11 @@
  * Miredo relay bubble a million times.
  *
  * Server: Router Solicitations per source IPv4 address and in total; forwarded bubbles and ICMPv6 per source.
- * Relay: new peers (each costs an entry and indirect bubbles through a server) per native source /64 and in total.
+ * Relay: new peers (each costs an entry and indirect bubbles through a server) per native source /64 and in total,
+ * and the ICMPv6 errors it sends about peers it could not reach.
  * Over a limit the core answers nothing and counts the drop by reason.
  */
-import { DEFAULT_LIMITER_SLOTS, FIXED_LIMITER_KEY, SourceAndGlobalLimiter, SourceLimiter, type RateLimitSetting } from '../core/ratelimit.js';
+import { DEFAULT_LIMITER_SLOTS, FIXED_LIMITER_KEY, SourceAndGlobalLimiter, SourceLimiter, TokenBucket, type RateLimitSetting } from '../core/ratelimit.js';
 import type { Millis } from '../core/time.js';
 
 export interface ServerRateLimits {
@@ -34,17 +35,23 @@ export interface RelayRateLimits {
   newPeerPerSource: RateLimitSetting;
   /** New peers in total. */
   newPeerGlobal: RateLimitSetting;
+  /**
+   * ICMPv6 errors (address unreachable) the relay sends about packets it gave up on, in total: RFC 4443 §2.4(f)
+   * says to rate-limit them, and a flood from spoofed native sources would otherwise turn into backscatter.
+   */
+  icmpErrors: RateLimitSetting;
   tableSlots: number;
 }
 
 export const DEFAULT_RELAY_RATE_LIMITS: RelayRateLimits = {
   newPeerPerSource: { perSecond: 100, burst: 200 },
   newPeerGlobal: { perSecond: 5_000, burst: 10_000 },
+  icmpErrors: { perSecond: 100, burst: 200 },
   tableSlots: DEFAULT_LIMITER_SLOTS,
 };
 
 export type ServerLimitDrop = 'rate-limited-rs-source' | 'rate-limited-rs-global' | 'rate-limited-forward';
-export type RelayLimitDrop = 'rate-limited-new-peer-source' | 'rate-limited-new-peer-global';
+export type RelayLimitDrop = 'rate-limited-new-peer-source' | 'rate-limited-new-peer-global' | 'rate-limited-icmp-error';
 
 /** The server's limiters. `key`: 16 secret bytes (the daemon's CSPRNG); a fixed key in simulations. */
 export class ServerLimiter {
@@ -77,10 +84,17 @@ export class ServerLimiter {
 export class RelayLimiter {
   readonly limits: RelayRateLimits;
   private readonly newPeers: SourceAndGlobalLimiter;
+  private readonly errors: TokenBucket | undefined;
 
   constructor(limits: Partial<RelayRateLimits> = {}, key: Uint8Array = FIXED_LIMITER_KEY) {
     this.limits = { ...DEFAULT_RELAY_RATE_LIMITS, ...limits };
     this.newPeers = new SourceAndGlobalLimiter(this.limits.newPeerPerSource, this.limits.newPeerGlobal, key, this.limits.tableSlots);
+    this.errors = this.limits.icmpErrors ? new TokenBucket(this.limits.icmpErrors) : undefined;
+  }
+
+  /** An ICMPv6 error may be sent now. */
+  icmpError(now: Millis): boolean {
+    return !this.errors || this.errors.take(now);
   }
 
   /** A native source (its /64: one site, however many addresses it uses) asks for a new peer entry. */

@@ -216,7 +216,8 @@ export class TeredoRelay implements Endpoint {
     for (const packet of out) {
       this.drops.inc('peer-unreachable');
       const err = addressUnreachable(packet);
-      if (err) {
+      if (err && !this.limiter.icmpError(now)) this.drops.inc('rate-limited-icmp-error');
+      else if (err) {
         this.events.inc('unreachable-errors');
         this.actions.push(this.mode === 'host' ? { kind: 'ipv6-deliver', packet: err } : { kind: 'ipv6-forward', packet: err });
       }

@@ -110,3 +110,20 @@ test('config: rate-limit keys from the file and flags, with defaults, "no", and 
   assert.throws(() => resolveDaemonConfig('server', undefined, { 'server-bind-address': '198.51.100.1', 'rate-limit-table-size': '1000' }, opts), /power of two/);
   assert.throws(() => resolveDaemonConfig('relay', undefined, { 'rs-rate-limit': '5' }, opts), /not an option/);
 });
+
+test('relay: the ICMPv6 errors about unreachable peers are rate-limited (RFC 4443 §2.4(f)): no backscatter storm', () => {
+  const r = new TeredoRelay({ rateLimits: { newPeerPerSource: undefined, newPeerGlobal: undefined, icmpErrors: { perSecond: 10, burst: 10 } } }, new SeededRng(2));
+  for (let i = 0; i < 1000; i++) {
+    const dst = encodeTeredoAddress({ server: PRIMARY, flags: 0, mappedAddr: v4('203.0.113.50'), mappedPort: 1024 + i });
+    r.handleIpv6(0, echoTo(v6(`2001:db8:${(i + 1).toString(16)}::1`), dst));
+  }
+  drain(r);
+  // No answer: after the bubbles the relay gives up on all 1000 at once.
+  for (let t = 0; t <= 20_000; t += 500) r.handleTimeout(t);
+  const errors = drain(r).filter((a) => a.kind === 'ipv6-forward').length;
+  assert.equal(errors, 10);
+  assert.equal(r.drops.get('peer-unreachable'), 1000);
+  assert.equal(r.drops.get('rate-limited-icmp-error'), 990);
+  const cfg = resolveDaemonConfig('relay', undefined, { 'icmp-error-rate-limit': '5/5' }, { defaultControlPath: () => '/tmp/x.sock' });
+  assert.deepEqual(cfg.core.rateLimits, { icmpErrors: { perSecond: 5, burst: 5 } });
+});
