@@ -31,7 +31,7 @@ export const DEFAULT_SERVER_RATE_LIMITS: ServerRateLimits = {
 };
 
 export interface RelayRateLimits {
-  /** New peers (entries, and the bubbles to reach them) per native IPv6 source /64. */
+  /** New peers (entries, and the bubbles to reach them) per native IPv6 source /64, or per client IPv4 address. */
   newPeerPerSource: RateLimitSetting;
   /** New peers in total. */
   newPeerGlobal: RateLimitSetting;
@@ -90,6 +90,13 @@ export class RelayLimiter {
     this.limits = { ...DEFAULT_RELAY_RATE_LIMITS, ...limits };
     this.newPeers = new SourceAndGlobalLimiter(this.limits.newPeerPerSource, this.limits.newPeerGlobal, key, this.limits.tableSlots);
     this.errors = this.limits.icmpErrors ? new TokenBucket(this.limits.icmpErrors) : undefined;
+  }
+
+  /** A Teredo client (by its IPv4 address) asks for a new peer entry by sending from its own mapping. */
+  newClientPeer(now: Millis, addr: number): RelayLimitDrop | undefined {
+    const key = Uint8Array.of(addr >>> 24, (addr >>> 16) & 0xff, (addr >>> 8) & 0xff, addr & 0xff);
+    const r = this.newPeers.check(now, key);
+    return r === 'ok' ? undefined : r === 'source' ? 'rate-limited-new-peer-source' : 'rate-limited-new-peer-global';
   }
 
   /** An ICMPv6 error may be sent now. */

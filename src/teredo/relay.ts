@@ -253,6 +253,15 @@ export class TeredoRelay implements Endpoint {
     const peer = this.peers.get(h.src);
     if (!peer) {
       this.drops.inc('unknown-peer');
+      // A packet from the very mapping its address names (§5.3.1 case 5's check) starts the exchange: after a
+      // restart the relay has forgotten its clients, which would otherwise stay cut off until their own entry for
+      // the relay expires (30 s). The packet is still dropped; the client's next one gets through once it has
+      // answered the bubble. Rate-limited like every new peer (src/teredo/limits.ts).
+      if (!bubble && t.mappedAddr === from.addr && t.mappedPort === from.port && isGlobalIpv4(from.addr)) {
+        const limited = this.limiter.newClientPeer(now, from.addr);
+        if (limited) this.drops.inc(limited);
+        else this.bubble(this.peers.create(h.src, now), now);
+      }
       return;
     }
     // ... reached from the mapping its address names, or from where it proved itself.
