@@ -50,7 +50,7 @@
  * | RsGlobalRateLimit   | T      | s     | RSs answered in total                   | 20000/20000                  |
  * | ForwardRateLimit    | T      | s     | bubbles/ICMPv6 forwarded per source     | 1000/2000                    |
  * | NewPeerRateLimit    | T      | r     | new peers per native source /64         | 100/200                      |
- * | NewPeerGlobalRateLimit | T   | r     | new peers in total                      | 5000/10000                   |
+ * | NewPeerGlobalRateLimit | T   | r     | new peers in total                      | 1000/2000                    |
  * | IcmpErrorRateLimit  | T      | r     | ICMPv6 errors sent in total             | 100/200                      |
  * | RateLimitTableSize  | T      | r s   | slots per per-source table (power of 2) | 16384                        |
  * | ControlSocket       | T      | c r s | path of the `teredo show` socket        | /run/transit6/netns-N/…      |
@@ -387,7 +387,7 @@ export const DIRECTIVES: { [K in DirectiveName]: DirectiveSpec<K> } = {
   RsGlobalRateLimit: spec({ name: 'RsGlobalRateLimit', flag: 'rs-global-rate-limit', roles: S, miredo: false, parse: parseRateLimit, help: 'Router Solicitations answered in total: RATE[/BURST] or no (default 20000/20000)' }),
   ForwardRateLimit: spec({ name: 'ForwardRateLimit', flag: 'forward-rate-limit', roles: S, miredo: false, parse: parseRateLimit, help: 'bubbles and ICMPv6 forwarded per source IPv4 address: RATE[/BURST] or no (default 1000/2000)' }),
   NewPeerRateLimit: spec({ name: 'NewPeerRateLimit', flag: 'new-peer-rate-limit', roles: R, miredo: false, parse: parseRateLimit, help: 'new peers per native IPv6 source /64: RATE[/BURST] or no (default 100/200)' }),
-  NewPeerGlobalRateLimit: spec({ name: 'NewPeerGlobalRateLimit', flag: 'new-peer-global-rate-limit', roles: R, miredo: false, parse: parseRateLimit, help: 'new peers in total: RATE[/BURST] or no (default 5000/10000)' }),
+  NewPeerGlobalRateLimit: spec({ name: 'NewPeerGlobalRateLimit', flag: 'new-peer-global-rate-limit', roles: R, miredo: false, parse: parseRateLimit, help: 'new peers in total: RATE[/BURST] or no (default 1000/2000)' }),
   IcmpErrorRateLimit: spec({ name: 'IcmpErrorRateLimit', flag: 'icmp-error-rate-limit', roles: R, miredo: false, parse: parseRateLimit, help: 'ICMPv6 errors about unreachable peers, in total (RFC 4443 §2.4(f)): RATE[/BURST] or no (default 100/200)' }),
   RateLimitTableSize: spec({ name: 'RateLimitTableSize', flag: 'rate-limit-table-size', roles: RS, miredo: false, parse: parseTableSize, help: 'slots in each per-source rate-limit table, a power of two (default 16384, 20 bytes each)' }),
   ControlSocket: spec({ name: 'ControlSocket', flag: 'control', roles: ALL, miredo: false, parse: parsePath, help: 'control socket path (default /run/transit6/netns-<inode>/teredo-<role>.sock)' }),

@@ -45,7 +45,7 @@ export interface RelayRateLimits {
 
 export const DEFAULT_RELAY_RATE_LIMITS: RelayRateLimits = {
   newPeerPerSource: { perSecond: 100, burst: 200 },
-  newPeerGlobal: { perSecond: 5_000, burst: 10_000 },
+  newPeerGlobal: { perSecond: 1_000, burst: 2_000 },
   icmpErrors: { perSecond: 100, burst: 200 },
   tableSlots: DEFAULT_LIMITER_SLOTS,
 };

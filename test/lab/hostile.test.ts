@@ -10,7 +10,8 @@
  *   2. an RS storm (spoofed sources, half with the cone bit) while a prober in cli-pub's namespace runs 200
  *      qualifications and cli-prc's daemon re-qualifies: ≥ 99 % succeed, no RA carries another client's nonce;
  *   3. distinct sources at the relay: 1 000 000 IPv6 packets from v6host, each from its own /64 to its own Teredo
- *      address, sent through a raw socket (paced), while v6host keeps pinging cli-pub through the relay.
+ *      address, sent through a raw socket at 20 000 a second, while v6host keeps pinging cli-pub through the relay
+ *      (≥ 99 % answered). TRANSIT6_FLOOD_SOURCES=N sends fewer for a quicker local run.
  * Afterwards: every daemon runs, its counters show the drops, its RSS stays under 256 MiB (the configured caps plus
  * Node's own), legitimate clients still work. The numbers measured are printed (t.diagnostic).
  */
@@ -196,8 +197,10 @@ test('hostile input, an RS storm and a million sources: the daemons keep running
     const pubAddr = (await showJson<ClientStateJson>(pubNs, 'state', 'client')).teredoAddress!;
     const warm = await ping6(l.lab, l.topology.v6host.ns, pubAddr, { count: 3 });
     assert.ok(warm.received >= 1, 'v6host reaches cli-pub through the relay');
-    const ping = ping6(l.lab, l.topology.v6host.ns, pubAddr, { count: 100, intervalS: 0.2, waitS: 2 });
-    const flood6 = await hostile(l.topology.v6host.ns, { kind: 'spoof6', count: RELAY_SOURCES, srcPrefix: '2001:db8', dstServer: '198.51.100.1', mappedNet: '203.0.113.128', pps: 50_000 }, 600_000);
+    // Pings for as long as the flood lasts (20 000 packets a second).
+    const pings = Math.max(20, Math.ceil(RELAY_SOURCES / 20_000 / 0.2));
+    const ping = ping6(l.lab, l.topology.v6host.ns, pubAddr, { count: pings, intervalS: 0.2, waitS: 2 });
+    const flood6 = await hostile(l.topology.v6host.ns, { kind: 'spoof6', count: RELAY_SOURCES, srcPrefix: '2001:db8', dstServer: '198.51.100.1', mappedNet: '203.0.113.128', pps: 20_000 }, 600_000);
     const pinged = await ping;
     await sleep(2000);
     const r3 = await showJson<Stats>(l.topology.relay.ns, 'stats', 'relay');
@@ -206,7 +209,7 @@ test('hostile input, an RS storm and a million sources: the daemons keep running
     assert.equal(flood6.sent, RELAY_SOURCES, 'every packet of the relay flood was sent');
     assert.ok((r3.peers ?? Infinity) <= 16_384, `peer table within its cap: ${String(r3.peers)}`);
     assert.ok((r3.drops['rate-limited-new-peer-global'] ?? 0) > 0, 'the global new-peer limit held');
-    assert.ok(pinged.received >= 99, `a trusted peer kept working during the flood: ${pinged.received}/${pinged.sent}`);
+    assert.ok(pinged.received >= Math.ceil(pinged.sent * 0.99), `a trusted peer kept working during the flood: ${pinged.received}/${pinged.sent}`);
 
     // ---- afterwards -------------------------------------------------------------------------------------------
     assert.ok(server.running && relay!.running && l.daemons.clients['cli-pub']!.running, 'all daemons still run');
