@@ -32,6 +32,11 @@ line override the file:
   --host-address ADDR,...  relay: be a host-specific relay for these native IPv6 addresses
   --nat-udp-timeout S      client: the NAT's UDP timeout; refreshes are fitted below it (default 30)
   --probe-port N|no        the server's NAT-probe port (default 3546)
+  --rs-rate-limit R[/B]    server: RSs answered per source IPv4 address (default 10/20; no: unlimited); also
+                           --rs-global-rate-limit (20000/20000), --forward-rate-limit (1000/2000)
+  --new-peer-rate-limit R[/B]  relay: new peers per native source /64 (default 100/200); also
+                           --new-peer-global-rate-limit (1000/2000), --icmp-error-rate-limit (100/200)
+  --max-peers N            client and relay: peer table size (default 65536); see SECURITY.md
   --user NAME              switch to this user once the tunnel and sockets are open (default nobody; root keeps root)
   --control PATH           control socket (default: one per network namespace under /run/transit6)
 
