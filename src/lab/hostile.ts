@@ -236,8 +236,14 @@ async function qualify(job: Job): Promise<unknown> {
     if (ok) succeeded++;
   }
   // RSs without an auth header: their RAs must carry no nonce at all.
+  // Paced under the server's per-source limit (10/s by default), after a pause that lets its bucket refill: these
+  // must be answered, so that their RAs can be checked.
   noAuthPending = job.noAuth ?? 0;
-  for (let i = 0; i < (job.noAuth ?? 0); i++) await send(rs({}));
+  await sleep(2000);
+  for (let i = 0; i < (job.noAuth ?? 0); i++) {
+    await send(rs({}));
+    await sleep(200);
+  }
   await sleep(job.timeoutMs ?? 1000);
   s.close();
   return { count, succeeded, rsSent, origins: [...origins], raNoAuth, raWithNonceForNoAuth, foreignNonces };
