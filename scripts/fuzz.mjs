@@ -25,7 +25,7 @@ const corpus = new URL('../test/fuzz/corpus/crashes.txt', import.meta.url);
 for (const c of r.crashes) {
   appendFileSync(corpus, `# ${new Date().toISOString()} seed ${seed}: ${c.error}\n${harness.formatVector(c.target, c.selector, c.data)}\n`);
 }
-for (const [name, n] of Object.entries(r.perTarget)) console.log(`${name.padEnd(24)} ${n} inputs, ${r.acted[name] ?? 0} made it act`);
+for (const [name, n] of Object.entries(r.perTarget)) console.log(`${name.padEnd(24)} ${n} inputs, ${r.acted[name] ?? 0} went deep (core acted / Teredo+IPv6 decoded)`);
 const uniq = new Map();
 for (const c of r.crashes) uniq.set(`${c.target}: ${c.error.split(' | ')[0]}`, (uniq.get(`${c.target}: ${c.error.split(' | ')[0]}`) ?? 0) + 1);
 for (const [k, n] of uniq) console.log(`crash x${n}: ${k}`);

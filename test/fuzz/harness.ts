@@ -257,6 +257,8 @@ const WIRE: Target[] = [
         decodeIsatap(a);
         decodeSixToFour(a);
       }
+      // "Went deep": a well-formed Teredo packet carrying well-formed IPv6.
+      return t.ok && p.ok ? 1 : 0;
     },
   },
 ];
@@ -529,7 +531,7 @@ export interface FuzzCrash {
 export interface FuzzResult {
   inputs: number;
   perTarget: Record<string, number>;
-  /** Inputs that made the core act (send, forward, deliver): the deep paths were reached. */
+  /** Inputs that went deep: made a core act (send, forward, deliver), or decoded as Teredo + IPv6 (wire). */
   acted: Record<string, number>;
   crashes: FuzzCrash[];
 }
