@@ -98,7 +98,7 @@ test('relay: a million distinct Teredo-side sources create no state', () => {
   assert.equal(relay.drops.get('unknown-peer'), MILLION);
 });
 
-test('server: a spoofed RS flood from a million sources under the global limit — every legitimate qualification succeeds; over it, the RAs sent stay at the limit', () => {
+test('server: a spoofed RS flood from 300 000 sources under the global limit — every legitimate qualification succeeds; over it, the RAs sent stay at the limit', () => {
   for (const [ratePerS, expectLegit] of [
     [15_000, 1],
     [100_000, 0],
@@ -108,7 +108,7 @@ test('server: a spoofed RS flood from a million sources under the global limit �
     let ras = 0;
     let legitOk = 0;
     let legitTried = 0;
-    const n = ratePerS === 15_000 ? 300_000 : MILLION;
+    const n = 300_000;
     for (let i = 0; i < n; i++) {
       const now = (i / ratePerS) * 1000;
       const from = { addr: (v4('198.18.0.0') + i) >>> 0, port: 1024 + (i % 60000) };
