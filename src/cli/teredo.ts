@@ -33,13 +33,18 @@ line override the file:
   --host-address ADDR,...  relay: be a host-specific relay for these native IPv6 addresses
   --nat-udp-timeout S      client: the NAT's UDP timeout; refreshes are fitted below it (default 30)
   --probe-port N|no        the server's NAT-probe port (default 3546)
+  --rs-rate-limit R[/B]    server: RSs answered per source IPv4 address (default 10/20; no: unlimited); also
+                           --rs-global-rate-limit (20000/20000), --forward-rate-limit (1000/2000)
+  --new-peer-rate-limit R[/B]  relay: new peers per native source /64 (default 100/200); also
+                           --new-peer-global-rate-limit (1000/2000), --icmp-error-rate-limit (100/200)
+  --max-peers N            client and relay: peer table size (default 65536); see SECURITY.md
   --user NAME              switch to this user once the tunnel and sockets are open (default nobody; root keeps root)
   --control PATH           control socket (default: one per network namespace under /run/transit6)
   --metrics HOST:PORT      Prometheus metrics at http://HOST:PORT/metrics (Metrics; e.g. 127.0.0.1:9544)
   --pcap FILE              capture to FILE-udp.pcap (Teredo datagrams) and FILE-tun.pcap (tunnel side) (Pcap)
   --log-level LEVEL        debug | info | warn | error (LogLevel; default info)
   Every directive has a flag: --server-port, --detect-nat, --local-discovery, --on-demand, --idle-timeout,
-  --max-peers, --forward-native, ... (docs/transit6.md lists them all).
+  --forward-native, ... (docs/transit6.md lists them all).
 
   Logs go to stderr: readable on a terminal, one JSON object a line otherwise, syslog-priority lines under
   systemd (JOURNAL_STREAM). Under systemd (Type=notify) the daemon reports READY=1, STATUS=, RELOADING=1, STOPPING=1.
@@ -122,6 +127,15 @@ export async function teredoCommand(argv: string[], io: CliIo): Promise<number> 
       notify.stopping(`stopping (${sig})`);
       void current.stop(sig).then(() => resolve(EXIT_OK));
     };
+    // A daemon that lost its tunnel says so and exits (status 1) after cleaning up.
+    const watch = (h: DaemonHandle): void => {
+      void h.failed.then((reason) => {
+        if (h !== current) return;
+        log.error(`${reason}: exiting`);
+        void h.stop(reason).then(() => resolve(EXIT_FAILURE));
+      });
+    };
+    watch(handle);
     process.once('SIGTERM', () => finish('SIGTERM'));
     process.once('SIGINT', () => finish('SIGINT'));
     process.on('SIGHUP', () => {
@@ -152,6 +166,7 @@ export async function teredoCommand(argv: string[], io: CliIo): Promise<number> 
         await current.stop('reload');
         try {
           current = await startDaemon(role, config, flags, log, startOpts);
+          watch(current);
           notify.ready('reloaded');
         } catch (e) {
           log.error(`reload failed: ${(e as Error).message}`);

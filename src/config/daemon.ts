@@ -19,6 +19,8 @@ import { formatIpv4, isGlobalIpv4, ipv6Equal, parseIpv4, type Ipv4 } from '../wi
 import { isGlobalUnicastIpv6 } from '../wire/ipv6class.js';
 import { isTeredoAddress, TEREDO_PORT, TEREDO_PREFIX } from '../wire/teredo.js';
 import { defaultControlPath } from '../io/control.js';
+import type { RateLimitSetting } from '../core/ratelimit.js';
+import { RelayLimiter, ServerLimiter } from '../teredo/limits.js';
 import {
   configFail,
   formatHostAddress,
@@ -38,6 +40,10 @@ import {
 } from './miredo.js';
 
 export type { DaemonRole } from './miredo.js';
+
+function formatLimit(l: RateLimitSetting): string {
+  return l ? `${l.perSecond}/s (burst ${l.burst})` : 'unlimited';
+}
 
 /** The files Miredo reads when given no -c (Debian: /etc/miredo/miredo.conf links to /etc/miredo.conf). */
 export const MIREDO_DEFAULT_CONFIG: Record<DaemonRole, string> = {
@@ -268,6 +274,18 @@ function limits(s: Settings): { limits?: { maxPeers: number } } {
   return m ? { limits: { maxPeers: m.value } } : {};
 }
 
+/** A rate-limit setting when it was given (undefined in the result means "no limit", absence means the default). */
+function rateLimits<K extends string>(s: Settings, table: Record<K, 'RsRateLimit' | 'RsGlobalRateLimit' | 'ForwardRateLimit' | 'NewPeerRateLimit' | 'NewPeerGlobalRateLimit' | 'IcmpErrorRateLimit'>): { rateLimits?: Partial<Record<K | 'tableSlots', unknown>> } {
+  const out: Partial<Record<K | 'tableSlots', unknown>> = {};
+  for (const [key, name] of Object.entries(table) as [K, DirectiveName][]) {
+    const v = s.get(name);
+    if (v) out[key] = v.value;
+  }
+  const slots = s.get('RateLimitTableSize');
+  if (slots) out.tableSlots = slots.value;
+  return Object.keys(out).length ? { rateLimits: out } : {};
+}
+
 function clientConfig(s: Settings, common: DaemonCommon): ClientDaemonConfig {
   const relayType = relayTypeFor(s, 'client') as ClientDaemonConfig['relayType'];
   s.dropFileSecondary('ServerAddress', 'ServerAddress2');
@@ -304,6 +322,7 @@ function relayConfig(s: Settings, common: DaemonCommon): RelayDaemonConfig {
     // rfc/MIREDO-INTEROP.md §3.6: relay and cone bubble indirectly only; restricted also directly.
     directBubbles: relayType === 'restricted',
     ...limits(s),
+    ...(rateLimits(s, { newPeerPerSource: 'NewPeerRateLimit', newPeerGlobal: 'NewPeerGlobalRateLimit', icmpErrors: 'IcmpErrorRateLimit' }) as Pick<RelayDaemonConfig['core'], 'rateLimits'>),
   };
   if (hosts) core.hostAddresses = hosts.value;
   return {
@@ -331,7 +350,12 @@ function serverConfig(s: Settings, common: DaemonCommon): ServerDaemonConfig {
   const probe = s.get('ProbePort');
   const probePort = probe ? probe.value : DEFAULT_PROBE_PORT;
   if (probePort === port) configFail(probe?.where ?? s.get('ServerPort')!.where, `ProbePort must differ from the server port ${port}`);
-  const core: ServerDaemonConfig['core'] = { port, mtu: mtuSetting(s), forwardNative: s.get('ForwardNative')?.value ?? true };
+  const core: ServerDaemonConfig['core'] = {
+    port,
+    mtu: mtuSetting(s),
+    forwardNative: s.get('ForwardNative')?.value ?? true,
+    ...(rateLimits(s, { rsPerSource: 'RsRateLimit', rsGlobal: 'RsGlobalRateLimit', forwardPerSource: 'ForwardRateLimit' }) as Pick<ServerDaemonConfig['core'], 'rateLimits'>),
+  };
   if (probePort !== false) core.probePort = probePort;
   return { ...common, role: 'server', primary, secondary, prefix: prefixSetting(s), core };
 }
@@ -400,9 +424,13 @@ export function describeDaemonConfig(cfg: DaemonConfig): string[] {
     lines.push(`bind ${ep(cfg.bind)}`, `interface ${cfg.interfaceName ?? "(the kernel's tunN)"}`);
   } else if (cfg.role === 'relay') {
     lines.push(`relay type ${cfg.relayType}${cfg.core.mode === 'host' ? ' (host-specific)' : ''}`, `bind ${ep(cfg.bind)}`, `interface ${cfg.interfaceName ?? "(the kernel's tunN)"} mtu ${cfg.mtu}`);
+    const l = new RelayLimiter(cfg.core.rateLimits).limits;
+    lines.push(`rate limits: new peers ${formatLimit(l.newPeerPerSource)} per source /64, ${formatLimit(l.newPeerGlobal)} in total; ICMPv6 errors ${formatLimit(l.icmpErrors)}`);
   } else {
     lines.push(`addresses ${formatHostAddress(cfg.primary.value)}${cfg.secondary ? ` and ${formatHostAddress(cfg.secondary.value)}` : ' and primary + 1'} port ${cfg.core.port}`);
     lines.push(`probe port ${cfg.core.probePort ?? 'none'}`, `RA MTU ${cfg.core.mtu}`);
+    const l = new ServerLimiter(cfg.core.rateLimits).limits;
+    lines.push(`rate limits: RS ${formatLimit(l.rsPerSource)} per source, ${formatLimit(l.rsGlobal)} in total; forwarding ${formatLimit(l.forwardPerSource)} per source`);
   }
   lines.push(`control socket ${cfg.controlSocket}`);
   return lines;

@@ -45,6 +45,14 @@
  * | RelayHostAddress    | T      | r     | comma-separated native IPv6 addresses:  | none (a full relay)          |
  * |                     |        |       | a host-specific relay for those only    |                              |
  * | ForwardNative       | T      | s     | yes/no: forward clients' echo tests     | yes                          |
+ * | RsRateLimit         | T      | s     | RSs answered per source IPv4 address:   | 10/20                        |
+ * |                     |        |       | RATE[/BURST] per second, or no          |                              |
+ * | RsGlobalRateLimit   | T      | s     | RSs answered in total                   | 20000/20000                  |
+ * | ForwardRateLimit    | T      | s     | bubbles/ICMPv6 forwarded per source     | 1000/2000                    |
+ * | NewPeerRateLimit    | T      | r     | new peers per native source /64         | 100/200                      |
+ * | NewPeerGlobalRateLimit | T   | r     | new peers in total                      | 1000/2000                    |
+ * | IcmpErrorRateLimit  | T      | r     | ICMPv6 errors sent in total             | 100/200                      |
+ * | RateLimitTableSize  | T      | r s   | slots per per-source table (power of 2) | 16384                        |
  * | ControlSocket       | T      | c r s | path of the `teredo show` socket        | /run/transit6/netns-N/…      |
  * | PidFile             | T      | c r s | path                                    | none                         |
  * | User                | T      | c r s | user to switch to once set up           | none (stay)                  |
@@ -57,6 +65,7 @@
 import { dirname, resolve as resolvePath } from 'node:path';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6, type Ipv4 } from '../wire/ip.js';
+import type { RateLimitSetting } from '../core/ratelimit.js';
 
 export type DaemonRole = 'client' | 'relay' | 'server';
 export type MiredoRelayType = 'client' | 'autoclient' | 'relay' | 'cone' | 'restricted';
@@ -113,6 +122,13 @@ export interface DirectiveValues {
   MaxPeers: number;
   RelayHostAddress: Uint8Array[];
   ForwardNative: boolean;
+  RsRateLimit: RateLimitSetting;
+  RsGlobalRateLimit: RateLimitSetting;
+  ForwardRateLimit: RateLimitSetting;
+  NewPeerRateLimit: RateLimitSetting;
+  NewPeerGlobalRateLimit: RateLimitSetting;
+  IcmpErrorRateLimit: RateLimitSetting;
+  RateLimitTableSize: number;
   ControlSocket: string;
   PidFile: string;
   User: string;
@@ -273,6 +289,24 @@ function parseCount(min: number, max: number): Parser<number> {
   };
 }
 
+/** RATE[/BURST] (per second; the burst defaults to twice the rate), or no for no limit. */
+const parseRateLimit: Parser<RateLimitSetting> = (text, ctx) => {
+  if (/^(no|none|off|false|disabled|unlimited)$/i.test(text)) return undefined;
+  const m = /^([0-9]+(?:\.[0-9]+)?)(?:\/([0-9]+))?$/.exec(text);
+  if (!m) configFail(ctx.where, `${ctx.name} '${text}' is not RATE[/BURST] (packets per second, e.g. 10/20) or no`);
+  const perSecond = Number(m[1]);
+  const burst = m[2] !== undefined ? Number(m[2]) : Math.max(1, Math.ceil(perSecond * 2));
+  if (!(perSecond > 0) || perSecond > 1e9) configFail(ctx.where, `${ctx.name} rate ${m[1]} is outside (0, 1e9] per second`);
+  if (burst < 1 || burst > 1e9) configFail(ctx.where, `${ctx.name} burst ${burst} is outside 1-1e9`);
+  return { perSecond, burst };
+};
+
+const parseTableSize: Parser<number> = (text, ctx) => {
+  const n = parseCount(2, 1 << 24)(text, ctx);
+  if ((n & (n - 1)) !== 0) configFail(ctx.where, `${ctx.name} ${n} is not a power of two`);
+  return n;
+};
+
 const parseRelayType: Parser<MiredoRelayType> = (text, ctx) => {
   const t = text.toLowerCase() as MiredoRelayType;
   if (!RELAY_TYPES.includes(t)) configFail(ctx.where, `unknown ${ctx.name} '${text}' (${RELAY_TYPES.join(', ')})`);
@@ -389,6 +423,13 @@ export const DIRECTIVES: { [K in DirectiveName]: DirectiveSpec<K> } = {
   MaxPeers: spec({ name: 'MaxPeers', flag: 'max-peers', roles: CR, miredo: false, parse: parseCount(1, 16_777_216), help: 'peer table size (default 65536)' }),
   RelayHostAddress: spec({ name: 'RelayHostAddress', flag: 'host-address', roles: R, miredo: false, parse: parseHostAddresses, help: 'host-specific relay for these native IPv6 addresses (comma-separated)' }),
   ForwardNative: spec({ name: 'ForwardNative', flag: 'forward-native', roles: S, miredo: false, parse: parseBool, help: "forward clients' connectivity-test echoes to native IPv6 (default yes)" }),
+  RsRateLimit: spec({ name: 'RsRateLimit', flag: 'rs-rate-limit', roles: S, miredo: false, parse: parseRateLimit, help: 'Router Solicitations answered per source IPv4 address: RATE[/BURST] per second, or no (default 10/20)' }),
+  RsGlobalRateLimit: spec({ name: 'RsGlobalRateLimit', flag: 'rs-global-rate-limit', roles: S, miredo: false, parse: parseRateLimit, help: 'Router Solicitations answered in total: RATE[/BURST] or no (default 20000/20000)' }),
+  ForwardRateLimit: spec({ name: 'ForwardRateLimit', flag: 'forward-rate-limit', roles: S, miredo: false, parse: parseRateLimit, help: 'bubbles and ICMPv6 forwarded per source IPv4 address: RATE[/BURST] or no (default 1000/2000)' }),
+  NewPeerRateLimit: spec({ name: 'NewPeerRateLimit', flag: 'new-peer-rate-limit', roles: R, miredo: false, parse: parseRateLimit, help: 'new peers per native IPv6 source /64: RATE[/BURST] or no (default 100/200)' }),
+  NewPeerGlobalRateLimit: spec({ name: 'NewPeerGlobalRateLimit', flag: 'new-peer-global-rate-limit', roles: R, miredo: false, parse: parseRateLimit, help: 'new peers in total: RATE[/BURST] or no (default 1000/2000)' }),
+  IcmpErrorRateLimit: spec({ name: 'IcmpErrorRateLimit', flag: 'icmp-error-rate-limit', roles: R, miredo: false, parse: parseRateLimit, help: 'ICMPv6 errors about unreachable peers, in total (RFC 4443 §2.4(f)): RATE[/BURST] or no (default 100/200)' }),
+  RateLimitTableSize: spec({ name: 'RateLimitTableSize', flag: 'rate-limit-table-size', roles: RS, miredo: false, parse: parseTableSize, help: 'slots in each per-source rate-limit table, a power of two (default 16384, 20 bytes each)' }),
   ControlSocket: spec({ name: 'ControlSocket', flag: 'control', roles: ALL, miredo: false, parse: parsePath, help: 'control socket path (default /run/transit6/netns-<inode>/teredo-<role>.sock)' }),
   PidFile: spec({ name: 'PidFile', flag: 'pidfile', roles: ALL, miredo: false, parse: parsePath, help: 'write the process id to this file' }),
   User: spec({ name: 'User', flag: 'user', roles: ALL, miredo: false, parse: parseUser, help: 'user to switch to once the sockets and the tunnel are open' }),

@@ -74,6 +74,8 @@ export interface DaemonHandle {
    * pid file, user) refuse the reload with a reason.
    */
   reloadInPlace(flags: Record<string, string | boolean | undefined>, configFile: string | undefined): Promise<void>;
+  /** Resolves, with the reason, when the daemon cannot go on: its tunnel interface was removed under it. */
+  failed: Promise<string>;
 }
 
 type Started = {
@@ -148,6 +150,11 @@ export async function startDaemon(
   const cleanups: (() => void | Promise<void>)[] = [];
   let helper: PrivilegedHelper | undefined;
   let ifaceName: string | undefined;
+  let fail: (reason: string) => void = () => undefined;
+  const failed = new Promise<string>((resolve) => (fail = resolve));
+  // The kernel reports a TUN device deleted under us (ip link del) as an error on its fd: nothing more can be read
+  // or written, so the daemon stops cleanly instead of lingering without its interface.
+  const onTunError = (e: Error): void => fail(`the tunnel interface ${ifaceName ?? ''} is gone (${e.message})`);
   try {
     let driver: Driver;
     let handler: (cmd: string, args: Record<string, unknown> | undefined) => unknown;
@@ -159,9 +166,9 @@ export async function startDaemon(
       else await applyIfaceCommand(cmd);
     };
     if (config.role === 'client') {
-      ({ driver, handler, replaceCore, localAddr } = await startClient(config, rng, log, hooks, ifaceRun, (n) => (ifaceName = n), cleanups));
+      ({ driver, handler, replaceCore, localAddr } = await startClient(config, rng, log, hooks, ifaceRun, (n) => (ifaceName = n), cleanups, onTunError));
     } else if (config.role === 'relay') {
-      ({ driver, handler, replaceCore, localAddr } = await startRelay(config, rng, log, hooks, (n) => (ifaceName = n), cleanups));
+      ({ driver, handler, replaceCore, localAddr } = await startRelay(config, rng, log, hooks, (n) => (ifaceName = n), cleanups, onTunError));
     } else {
       ({ driver, handler, replaceCore, localAddr } = await startServer(config, log, hooks, cleanups));
     }
@@ -239,7 +246,7 @@ export async function startDaemon(
       if (next.logLevel !== current.logLevel) log.setLevel(next.logLevel ?? 'info');
       current = next;
     };
-    return { config, stop, driver, reloadInPlace };
+    return { config, stop, driver, reloadInPlace, failed };
   } catch (e) {
     for (const c of cleanups.reverse()) await c();
     if (helper) await helper.close();
@@ -264,6 +271,7 @@ async function startClient(
   ifaceRun: (a: IfaceAction) => Promise<void>,
   setIface: (n: string) => void,
   cleanups: (() => void | Promise<void>)[],
+  onTunError?: (e: Error) => void,
 ): Promise<Started> {
   let config = initial;
   const { primary, secondary } = await resolveServerAddresses(config);
@@ -273,6 +281,7 @@ async function startClient(
   const localAddr = bindAddr !== 0 ? bindAddr : await sourceAddressTowards(primary);
   const local: Ipv4Port = { addr: localAddr, port: socket.port };
   const tun = openTun(config.interfaceName);
+  if (onTunError) tun.onError(onTunError);
   cleanups.push(() => tun.close());
   setIface(tun.name);
   // The link comes up at once with its link-local address; the Teredo address follows qualification.
@@ -337,12 +346,14 @@ async function startRelay(
   hooks: Hooks,
   setIface: (n: string) => void,
   cleanups: (() => void | Promise<void>)[],
+  onTunError?: (e: Error) => void,
 ): Promise<Started> {
   let config = initial;
   const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
   const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
   cleanups.push(() => socket.close());
   const tun = openTun(config.interfaceName);
+  if (onTunError) tun.onError(onTunError);
   cleanups.push(() => tun.close());
   setIface(tun.name);
   // The relay's tunnel carries 2001::/32 (Miredo: fe80::ffff:ffff:ffff/64 and 2001::/32 dev teredo, metric 1024).
@@ -405,7 +416,9 @@ async function startServer(
   cleanups: (() => void | Promise<void>)[],
 ): Promise<Started> {
   const { primary, secondary } = await resolveServerAddresses(config);
-  let core = { ...config.core, primary, secondary };
+  // The per-source rate-limit tables are keyed with a secret, so that nobody can pick sources that share a slot.
+  const rateLimitKey = randomFillSync(new Uint8Array(16));
+  let core = { ...config.core, primary, secondary, rateLimitKey };
   let server = new TeredoServer(core);
   const sockets = server.localEndpoints().map((local) => {
     const socket = UdpBatchSocket.bind(formatIpv4(local.addr), local.port);
@@ -444,7 +457,7 @@ async function startServer(
   };
   const replaceCore = async (next: DaemonConfig): Promise<void> => {
     if (next.role !== 'server') return;
-    core = { ...next.core, primary, secondary };
+    core = { ...next.core, primary, secondary, rateLimitKey };
     server = new TeredoServer(core);
     driver.replaceEndpoint(server);
   };

@@ -60,6 +60,9 @@ export interface StartTeredoLabOptions extends TeredoTopologyOptions {
   progress?: (msg: string) => void;
   /** How long a daemon has to answer on its control socket; default 15 s. */
   readyTimeoutMs?: number;
+  /** More command-line flags for the server and the relay (rate limits, caps). */
+  serverExtra?: readonly string[];
+  relayExtra?: readonly string[];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -137,8 +140,8 @@ export async function startTeredoLab(opts: StartTeredoLabOptions = {}): Promise<
   say(`built ${t.namespaces.length} namespaces (prefix ${lab.prefix}) in ${Date.now() - t0} ms`);
   const detached = opts.detached ?? false;
   try {
-    const server = spawnDaemon({ lab, detached }, t.server.ns, 'server', serverArgs(t));
-    const relay = (opts.relay ?? true) ? spawnDaemon({ lab, detached }, t.relay.ns, 'relay', relayArgs(t)) : undefined;
+    const server = spawnDaemon({ lab, detached }, t.server.ns, 'server', [...serverArgs(t), ...(opts.serverExtra ?? [])]);
+    const relay = (opts.relay ?? true) ? spawnDaemon({ lab, detached }, t.relay.ns, 'relay', [...relayArgs(t), ...(opts.relayExtra ?? [])]) : undefined;
     const l: RunningTeredoLab = { lab, topology: t, daemons: { server, relay, clients: {} }, detached };
     const ready = opts.readyTimeoutMs ?? 15_000;
     await Promise.all([waitForDaemon(server, 'server', ready), relay ? waitForDaemon(relay, 'relay', ready) : undefined]);

@@ -22,6 +22,7 @@ import { isBubble, parseIpv6, type Ipv6Packet } from '../wire/ipv6.js';
 import { decodeTeredoAddress, encodeTeredoPacket, isTeredoAddress, TEREDO_PORT } from '../wire/teredo.js';
 import { parseTrailers, type Trailers } from '../wire/trailers.js';
 import { addressUnreachable, bubbleDatagram } from './packets.js';
+import { RelayLimiter, type RelayLimitDrop, type RelayRateLimits } from './limits.js';
 import { DEFAULT_PEER_LIMITS, PEER_VALIDITY_MS, PeerList, type Peer, type PeerListLimits } from './peers.js';
 import { parseTeredoPacketChecked, type TeredoFrameDrop, type TeredoServer } from './server.js';
 
@@ -36,6 +37,8 @@ export interface TeredoRelayConfig {
   /** Behind a NAT (Miredo's RelayType restricted): send direct bubbles too, to open our NAT (§5.4.1 case 3). */
   directBubbles?: boolean;
   limits?: Partial<PeerListLimits>;
+  /** Rate limits on new peers (src/teredo/limits.ts); unset keys take the defaults. */
+  rateLimits?: Partial<RelayRateLimits>;
   /** The relay's UDP endpoint, for show state. */
   local?: Ipv4Port;
 }
@@ -54,7 +57,8 @@ export type RelayDrop =
   | 'non-global-mapped-destination'
   | 'peer-queue-full'
   | 'global-queue-full'
-  | 'peer-unreachable';
+  | 'peer-unreachable'
+  | RelayLimitDrop;
 
 export type RelayEvent =
   | 'indirect-bubbles-sent'
@@ -82,6 +86,7 @@ export class TeredoRelay implements Endpoint {
   private readonly deadlines = new EventHeap<Peer>();
   private readonly secret: Uint8Array;
   private readonly mode: 'relay' | 'host';
+  readonly limiter: RelayLimiter;
 
   constructor(
     private readonly config: TeredoRelayConfig,
@@ -94,6 +99,11 @@ export class TeredoRelay implements Endpoint {
     }
     this.peers = new PeerList({ ...DEFAULT_PEER_LIMITS, ...config.limits });
     this.secret = randomBytes(rng, 16);
+    // Its own key, derived from the secret so that the rng's sequence (and recorded simulations) stay as they were.
+    const limiterKey = new Uint8Array(16);
+    limiterKey.set(siphash24(this.secret, Uint8Array.of(1)), 0);
+    limiterKey.set(siphash24(this.secret, Uint8Array.of(2)), 8);
+    this.limiter = new RelayLimiter(config.rateLimits, limiterKey);
     this.timers.set('expire', PEER_VALIDITY_MS);
   }
 
@@ -154,6 +164,13 @@ export class TeredoRelay implements Endpoint {
       }
       return;
     }
+    if (!peer) {
+      const limited = this.limiter.newPeer(now, h.src);
+      if (limited) {
+        this.drops.inc(limited);
+        return;
+      }
+    }
     peer ??= this.peers.create(h.dst, now);
     const r = this.peers.enqueue(peer, p.value.packet);
     if (r !== 'queued') {
@@ -199,7 +216,8 @@ export class TeredoRelay implements Endpoint {
     for (const packet of out) {
       this.drops.inc('peer-unreachable');
       const err = addressUnreachable(packet);
-      if (err) {
+      if (err && !this.limiter.icmpError(now)) this.drops.inc('rate-limited-icmp-error');
+      else if (err) {
         this.events.inc('unreachable-errors');
         this.actions.push(this.mode === 'host' ? { kind: 'ipv6-deliver', packet: err } : { kind: 'ipv6-forward', packet: err });
       }
@@ -235,6 +253,15 @@ export class TeredoRelay implements Endpoint {
     const peer = this.peers.get(h.src);
     if (!peer) {
       this.drops.inc('unknown-peer');
+      // A packet from the very mapping its address names (§5.3.1 case 5's check) starts the exchange: after a
+      // restart the relay has forgotten its clients, which would otherwise stay cut off until their own entry for
+      // the relay expires (30 s). The packet is still dropped; the client's next one gets through once it has
+      // answered the bubble. Rate-limited like every new peer (src/teredo/limits.ts).
+      if (!bubble && t.mappedAddr === from.addr && t.mappedPort === from.port && isGlobalIpv4(from.addr)) {
+        const limited = this.limiter.newClientPeer(now, from.addr);
+        if (limited) this.drops.inc(limited);
+        else this.bubble(this.peers.create(h.src, now), now);
+      }
       return;
     }
     // ... reached from the mapping its address names, or from where it proved itself.

@@ -29,6 +29,7 @@ import {
   type TeredoPacket,
 } from '../wire/teredo.js';
 import { TEREDO_MTU } from './constants.js';
+import { ServerLimiter, type ServerLimitDrop, type ServerRateLimits } from './limits.js';
 
 export interface TeredoServerConfig {
   /** The server's IPv4 address: it goes into every client's prefix 2001:0:<primary>::/64. */
@@ -48,6 +49,10 @@ export interface TeredoServerConfig {
   /** Prefix lifetimes in the RA's prefix information option. */
   prefixValidLifetime?: number;
   prefixPreferredLifetime?: number;
+  /** Rate limits (src/teredo/limits.ts); unset keys take the defaults. */
+  rateLimits?: Partial<ServerRateLimits>;
+  /** 16 secret bytes keying the per-source tables (the daemon draws them; a fixed key otherwise). */
+  rateLimitKey?: Uint8Array;
 }
 
 export type ServerDrop =
@@ -65,7 +70,8 @@ export type ServerDrop =
   | 'bubble-to-native'
   | 'unexpected-origin-indication'
   | 'wrong-local-endpoint'
-  | 'ipv6-input-on-server';
+  | 'ipv6-input-on-server'
+  | ServerLimitDrop;
 
 export type ServerEvent =
   | 'datagrams-received'
@@ -87,8 +93,10 @@ export class TeredoServer implements Endpoint {
   private readonly port: number;
   private readonly mtu: number;
   private readonly prefix: Uint8Array;
+  readonly limiter: ServerLimiter;
 
   constructor(private readonly config: TeredoServerConfig) {
+    this.limiter = new ServerLimiter(config.rateLimits, config.rateLimitKey);
     if (config.primary === config.secondary) throw new ConfigError('the Teredo server needs two different IPv4 addresses');
     for (const a of [config.primary, config.secondary]) {
       // RFC 4380 §5.2.4: clients would refuse a server whose address is not global.
@@ -121,7 +129,7 @@ export class TeredoServer implements Endpoint {
     return { events: this.events.snapshot(), drops: this.drops.snapshot() };
   }
 
-  handleDatagram(_now: Millis, from: Ipv4Port, to: Ipv4Port, data: Uint8Array): void {
+  handleDatagram(now: Millis, from: Ipv4Port, to: Ipv4Port, data: Uint8Array): void {
     this.events.inc('datagrams-received');
     const isProbe = this.config.probePort !== undefined && to.port === this.config.probePort && to.addr === this.config.secondary;
     if (!isProbe && (to.port !== this.port || (to.addr !== this.config.primary && to.addr !== this.config.secondary))) {
@@ -159,6 +167,11 @@ export class TeredoServer implements Endpoint {
         this.drops.inc('bad-router-solicitation');
         return;
       }
+      const limited = this.limiter.routerSolicitation(now, from.addr);
+      if (limited) {
+        this.drops.inc(limited);
+        return;
+      }
       this.answerRouterSolicitation(from, to, h.src, packet.auth, isProbe);
       return;
     }
@@ -176,6 +189,11 @@ export class TeredoServer implements Endpoint {
     if (!accepted) {
       // §5.3.1 case 7.
       this.drops.inc('source-check-failed');
+      return;
+    }
+    const limited = this.limiter.forward(now, from.addr);
+    if (limited) {
+      this.drops.inc(limited);
       return;
     }
     this.forward(from, to, ipv6, packet.ipv6, bubble);

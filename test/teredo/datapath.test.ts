@@ -178,8 +178,20 @@ test('no open relay: packets from clients that never completed the exchange are 
   relay.handleIpv6(0, buildIcmpv6Packet(v6('2001:db8:1::10'), v6('2001:db8:9::1'), { type: 'echo-request', identifier: 1, sequence: 1, data: new Uint8Array(4) }));
   relay.handleIpv6(0, buildIcmpv6Packet(teredo('203.0.113.5:5'), client, { type: 'echo-request', identifier: 1, sequence: 1, data: new Uint8Array(4) }));
   relay.handleDatagram(0, ep('198.51.100.99:1'), { addr: v4('198.51.100.17'), port: 3545 }, encodeTeredoPacket({ ipv6: buildIcmpv6Packet(v6('2001:db8:5::1'), v6('2001:db8:1::10'), { type: 'echo-request', identifier: 1, sequence: 1, data: new Uint8Array(4) }) }));
-  assert.equal(drain(relay).length, 0);
+  // Nothing is forwarded. The client that sent from its own mapping gets an indirect bubble through its server, so
+  // that it can complete the exchange (after a relay restart), and nothing else happens.
+  const out = drain(relay);
+  assert.equal(out.filter((a) => a.kind !== 'udp-send').length, 0);
+  assert.equal(out.length, 1);
+  const bubble = out[0]! as Extract<Action, { kind: 'udp-send' }>;
+  assert.equal(bubble.remote.port, 3544);
+  assert.equal(bubble.remote.addr, decodeTeredoAddress(client)!.server);
   assert.deepEqual(relay.drops.snapshot(), { 'native-not-teredo-destination': 1, 'native-teredo-source': 1, 'non-teredo-source': 1, 'unknown-peer': 1 });
+  // A spoofed one (its mapping is not where it came from) gets nothing at all.
+  const spoofed = new TeredoRelay({}, new SeededRng(1));
+  spoofed.handleDatagram(0, ep('203.0.113.200:7777'), { addr: v4('198.51.100.17'), port: 3545 }, encodeTeredoPacket({ ipv6: data }));
+  assert.equal(drain(spoofed).length, 0);
+  assert.equal(spoofed.peers.size, 0);
 });
 
 test('a client that completed the exchange can reach native IPv6 through the relay, and only native IPv6', () => {

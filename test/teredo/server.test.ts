@@ -80,7 +80,7 @@ test('each RS gets its own nonce back, never the previous one', () => {
   const s = server();
   for (let i = 0; i < 50; i++) {
     const nonce = [i, i + 1, i + 2, i + 3, 7, 7, 7, i];
-    s.handleDatagram(i, { addr: CLIENT.addr, port: 2000 + i }, i % 2 ? S : P, rsDatagram({ auth: authWithNonce(nonce) }));
+    s.handleDatagram(i * 1000, { addr: CLIENT.addr, port: 2000 + i }, i % 2 ? S : P, rsDatagram({ auth: authWithNonce(nonce) }));
     const out = sends(drain(s));
     const t = parseTeredoPacket(out[0]!.data);
     assert.ok(t.ok);
