@@ -141,37 +141,36 @@ export async function labCommand(argv: string[], io: CliIo): Promise<number> {
   }
   if (sub === 'status' && values.prefix !== undefined) throw new UsageError("--prefix goes with 'lab up' or 'lab down'");
   if (sub === 'down' && values.json) throw new UsageError("--json goes with 'lab up' or 'lab status'");
+  // Usage first, so that a wrong option says so without root.
+  let up: UpOptions | undefined;
+  if (sub === 'up') {
+    let timeoutMs = 30_000;
+    if (values.timeout !== undefined) {
+      const secs = Number(values.timeout);
+      if (!/^[0-9]+(\.[0-9]+)?$/.test(values.timeout) || secs <= 0 || secs > 600) throw new UsageError(`--timeout wants seconds (0-600), not '${values.timeout}'`);
+      timeoutMs = Math.round(secs * 1000);
+    }
+    const parts = partList(values.only);
+    if (values.clients !== undefined && !parts.includes('teredo')) throw new UsageError('--clients is for the teredo part, which --only leaves out');
+    const base = values.prefix ?? randomLabPrefix();
+    try {
+      assertLabPrefix(base);
+    } catch (e) {
+      throw new UsageError(`--prefix: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (base === 't6-') throw new UsageError("--prefix wants a prefix of its own ('t6-NAME-'), not the bare 't6-'");
+    up = { parts, clients: clientList(values.clients), json: values.json ?? false, base, timeoutMs, matrix: !values['no-matrix'] };
+  }
   if (process.getuid?.() !== 0) {
     io.err(`transit6 lab ${sub}: needs root (network namespaces, iptables): run it with sudo`);
     return EXIT_USAGE;
   }
   switch (sub) {
     case 'up': {
-      let timeoutMs = 30_000;
-      if (values.timeout !== undefined) {
-        const s = Number(values.timeout);
-        if (!/^[0-9]+(\.[0-9]+)?$/.test(values.timeout) || s <= 0 || s > 600) throw new UsageError(`--timeout wants seconds (0-600), not '${values.timeout}'`);
-        timeoutMs = Math.round(s * 1000);
-      }
-      const parts = partList(values.only);
-      if (values.clients !== undefined && !parts.includes('teredo')) throw new UsageError('--clients is for the teredo part, which --only leaves out');
-      const base = values.prefix ?? randomLabPrefix();
-      try {
-        assertLabPrefix(base);
-      } catch (e) {
-        throw new UsageError(`--prefix: ${e instanceof Error ? e.message : String(e)}`);
-      }
-      if (base === 't6-') throw new UsageError("--prefix wants a prefix of its own ('t6-NAME-'), not the bare 't6-'");
-      const taken = readLabStates().find((x) => x.prefix.startsWith(base) || base.startsWith(x.prefix));
-      if (taken) throw new UsageError(`--prefix ${base}: lab ${taken.prefix} is there already ('lab down --prefix ${taken.prefix}' removes it)`);
-      return labUp(io, {
-        parts,
-        clients: clientList(values.clients),
-        json: values.json ?? false,
-        base,
-        timeoutMs,
-        matrix: !values['no-matrix'],
-      });
+      const o = up!;
+      const taken = readLabStates().find((x) => x.prefix.startsWith(o.base) || o.base.startsWith(x.prefix));
+      if (taken) throw new UsageError(`--prefix ${o.base}: lab ${taken.prefix} is there already ('lab down --prefix ${taken.prefix}' removes it)`);
+      return labUp(io, o);
     }
     case 'down':
       return labDown(io, values.prefix);
