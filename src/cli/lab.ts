@@ -11,7 +11,7 @@ import { UsageError } from '../core/errors.js';
 import type { ClientStateJson } from '../io/control.js';
 import { isAlive } from '../lab/exec.js';
 import { assertLabPrefix, cleanupStale, installCleanupHandlers, Lab, listNamespaces, randomLabPrefix, readLabStates, type LabState } from '../lab/netns.js';
-import { loadPart, partStatus, startIsatapPart, startSixToFourPart, type Proto41Result } from '../lab/proto41-lab.js';
+import { loadPart, mapLimit, partStatus, STATUS_CONCURRENCY, startIsatapPart, startSixToFourPart, type Proto41Result } from '../lab/proto41-lab.js';
 import {
   clientRows,
   formatClientTable,
@@ -410,7 +410,8 @@ interface StatusLab {
 async function labStatus(io: CliIo, json: boolean): Promise<number> {
   const present = new Set((await listNamespaces()).filter((n) => n.startsWith('t6-')));
   const states = readLabStates();
-  const labs: StatusLab[] = await Promise.all(states.map((s) => statusOf(s, present)));
+  const labs: StatusLab[] = [];
+  for (const s of states) labs.push(await statusOf(s, present));
   const known = new Set(states.flatMap((s) => s.namespaces));
   const orphans = [...present].filter((n) => !known.has(n)).sort();
   if (json) {
@@ -441,17 +442,17 @@ async function statusOf(s: LabState, present: Set<string>): Promise<StatusLab> {
   const processes = s.processes.map((p) => ({ name: p.name, ns: p.ns, pid: p.pid, running: isAlive(p.pid, p.startTime ?? undefined) }));
   const topo = s.persistent ? loadTopology(s.runDir) : undefined;
   const clients: StatusLab['clients'] = topo
-    ? await Promise.all(
-        topo.clients
-          .filter((c) => present.has(c.ns) && processes.some((p) => p.ns === c.ns && p.running))
-          .map(async (c) => {
-            try {
-              const j = await showJson<ClientStateJson>(c.ns, 'state', 'client', 3000);
-              return { name: c.name, state: j.state, natType: j.natType, teredoAddress: j.teredoAddress };
-            } catch (e) {
-              return { name: c.name, state: 'unknown', natType: 'unknown', teredoAddress: null, error: e instanceof Error ? e.message : String(e) };
-            }
-          }),
+    ? await mapLimit(
+        topo.clients.filter((c) => present.has(c.ns) && processes.some((p) => p.ns === c.ns && p.running)),
+        STATUS_CONCURRENCY,
+        async (c) => {
+          try {
+            const j = await showJson<ClientStateJson>(c.ns, 'state', 'client', 10_000);
+            return { name: c.name, state: j.state, natType: j.natType, teredoAddress: j.teredoAddress };
+          } catch (e) {
+            return { name: c.name, state: 'unknown', natType: 'unknown', teredoAddress: null, error: e instanceof Error ? e.message : String(e) };
+          }
+        },
       )
     : [];
   const part = s.persistent ? loadPart(s.runDir) : undefined;

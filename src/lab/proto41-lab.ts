@@ -304,16 +304,34 @@ export async function startSixToFourPart(o: Proto41Options): Promise<RunningPart
 }
 
 /** `show state --json` of each daemon node of a released part, for `lab status`. */
-export async function partStatus(rec: PartRecord): Promise<{ name: string; ns: string; state: string; addresses: string[]; error?: string }[]> {
-  return Promise.all(
-    rec.nodes
-      .filter((n): n is PartNode & { family: Proto41Family } => n.family !== null)
-      .map(async (n) => {
-        const r = await inNs(n.ns, process.execPath, [TRANSIT6, n.family, 'show', 'state', '--json'], { allowFailure: true, timeoutMs: 5000 });
-        if (r.exitCode !== 0) return { name: n.name, ns: n.ns, state: 'unknown', addresses: [], error: r.stderr.trim().split('\n')[0] || `exit code ${String(r.exitCode)}` };
-        const s = JSON.parse(r.stdout) as State;
-        const addresses = n.family === 'isatap' ? [s.linkLocal ?? '', ...(s.prefixes ?? []).map((p) => p.address ?? '')].filter(Boolean) : (s.addresses ?? []);
-        return { name: n.name, ns: n.ns, state: String(s.state ?? 'unknown'), addresses };
-      }),
+export async function partStatus(rec: PartRecord, timeoutMs = 10_000): Promise<{ name: string; ns: string; state: string; addresses: string[]; error?: string }[]> {
+  return mapLimit(
+    rec.nodes.filter((n): n is PartNode & { family: Proto41Family } => n.family !== null),
+    STATUS_CONCURRENCY,
+    async (n) => {
+      const r = await inNs(n.ns, process.execPath, [TRANSIT6, n.family, 'show', 'state', '--json'], { allowFailure: true, timeoutMs });
+      if (r.exitCode !== 0) return { name: n.name, ns: n.ns, state: 'unknown', addresses: [], error: r.stderr.trim().split('\n')[0] || `exit code ${String(r.exitCode)}` };
+      const s = JSON.parse(r.stdout) as State;
+      const addresses = n.family === 'isatap' ? [s.linkLocal ?? '', ...(s.prefixes ?? []).map((p) => p.address ?? '')].filter(Boolean) : (s.addresses ?? []);
+      return { name: n.name, ns: n.ns, state: String(s.state ?? 'unknown'), addresses };
+    },
   );
+}
+
+/** How many `show` commands `lab status` runs at once: each is a Node process, and a busy machine makes a dozen
+ *  started together miss their timeout. */
+export const STATUS_CONCURRENCY = 3;
+
+/** `fn` over `items`, at most `limit` at a time, results in order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
