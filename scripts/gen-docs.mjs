@@ -41,7 +41,8 @@ TUN devices and UDP sockets, reads Miredo's configuration files unchanged, and e
 show\` asks a running daemon, \`trace\` draws its traffic (from a capture file or live), \`--metrics\` exports
 Prometheus metrics, \`--pcap\` writes captures tshark decodes, and \`sim\` and \`lab\` reproduce the exchanges in a
 simulator and in network namespaces. \`isatap\` and \`6to4\` carry IPv6 in IPv4 protocol 41 in user space (a raw
-socket and a TUN device), so they work on kernels without the sit driver.
+socket and a TUN device), so they work on kernels without the sit driver. \`portproxy\` keeps TCP proxy rules
+between IPv4 and IPv6 in the manner of \`netsh interface portproxy\` and runs the proxy daemon that applies them.
 
 ## COMMANDS
 `);

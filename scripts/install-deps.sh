@@ -14,8 +14,10 @@
 #               reach a public Teredo server); checked with pgrep afterwards.
 #   radvd       router advertisements on the 6to4 router's LAN (transit6 6to4 router) and in the ISATAP/6to4 lab
 #               tests; installed under the same policy-rc.d, so that no radvd starts in the root namespace
+#   6tunnel     the TCP proxy the PortProxy benchmark (bench/portproxy.ts) runs beside transit6 portproxy and socat;
+#               no service of its own, only ever started by the benchmark on loopback
 set -euo pipefail
-packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat)
+packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat 6tunnel)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,6 +7,7 @@ import { labCommand } from './lab.js';
 import { isatapCommand } from './isatap.js';
 import { sixToFourCommand } from './sixtofour.js';
 import { traceCommand } from './trace.js';
+import { portproxyCommand } from './portproxy.js';
 import { EXIT_FAILURE, EXIT_USAGE, processIo, type CliIo } from './io.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
@@ -19,6 +20,7 @@ const commands: Record<string, { run: Command; summary: string }> = {
   '6to4': { run: sixToFourCommand, summary: 'run a 6to4 host, router (with a LAN) or relay; show a running one' },
   isatap: { run: isatapCommand, summary: 'run an ISATAP host or router (IPv6 in IPv4 protocol 41); show a running one' },
   trace: { run: traceCommand, summary: 'ladder diagram of a pcap file or of a running daemon (--live)' },
+  portproxy: { run: portproxyCommand, summary: 'TCP proxy rules between IPv4 and IPv6 (netsh portproxy) and the proxy daemon' },
 };
 
 export function usage(): string {
