@@ -2,7 +2,8 @@
  * `transit6 lab up|down|status`: the whole system in namespace labs, left running for a person to explore. `up`
  * builds one lab per part (--only): the Teredo lab of the Miredo reference study (shared/reference/miredo-lab-report.md
  * §2–3), whose clients' states it prints next to the NATs' real mappings with a reachability matrix from real pings;
- * the ISATAP lab and the 6to4 lab (src/lab/proto41-lab.ts), whose addresses and pings it prints; then releases the
+ * the ISATAP lab and the 6to4 lab (src/lab/proto41-lab.ts), whose addresses and pings it prints; the PortProxy lab
+ * (src/lab/portproxy-lab.ts), whose connections through the proxy it prints; then releases the
  * labs so that they outlive the command. `down` takes every lab down; `status` says what runs.
  */
 import { existsSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { UsageError } from '../core/errors.js';
 import type { ClientStateJson } from '../io/control.js';
 import { isAlive } from '../lab/exec.js';
 import { assertLabPrefix, cleanupStale, installCleanupHandlers, Lab, listNamespaces, randomLabPrefix, readLabStates, type LabState } from '../lab/netns.js';
+import { startPortProxyPart, type PortProxyResult } from '../lab/portproxy-lab.js';
 import { loadPart, mapLimit, partStatus, STATUS_CONCURRENCY, startIsatapPart, startSixToFourPart, type Proto41Result } from '../lab/proto41-lab.js';
 import {
   clientRows,
@@ -32,7 +34,7 @@ import {
 import { ALL_CLIENTS, type ClientName } from '../lab/teredo-topology.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.js';
 
-const HELP = `usage: transit6 lab up [--only teredo,isatap,6to4] [--clients prc,sym,...] [--json] [--prefix t6-NAME-]
+const HELP = `usage: transit6 lab up [--only teredo,isatap,6to4,portproxy] [--clients prc,sym,...] [--json] [--prefix t6-NAME-]
                      [--timeout S] [--no-matrix]
        transit6 lab down [--prefix t6-NAME-]
        transit6 lab status [--json]
@@ -50,6 +52,9 @@ The whole system in network namespaces named t6-*, one lab per part, our daemons
   6to4    an IPv4 Internet: our 6to4 host (203.0.113.2 = 2002:cb00:7102::/48), our 6to4 router (198.51.100.2)
           with a LAN host autoconfigured by radvd from 2002:c633:6402:1::/64, our relay (198.51.100.18) in front
           of a native IPv6 host (2001:db8:70::10)
+  portproxy  an IPv4-only host (198.51.100.10, IPv6 off) and an IPv6-only host (2001:db8:6::10), each with a TCP
+          service on port 7007, and our proxy between them (transit6 portproxy run, forwarding off) with the rules
+          v6tov4 listenport=8004 -> 198.51.100.10:7007 and v4tov6 198.51.100.1:8006 -> [2001:db8:6::10]:7007
 
   up       builds each part, starts the daemons and waits until they are configured (Teredo: every client
            qualified and its NAT detection done), then prints per part:
@@ -59,15 +64,18 @@ The whole system in network namespaces named t6-*, one lab per part, our daemons
                      host1 <-> host2 (direct: the router's counters must not move) and host -> native host
              6to4    each node's 2002:: addresses (checked on tun6to4) and the LAN host's, pings host <-> LAN
                      host across the IPv4 Internet, host and LAN host -> native host via the relay, and back
+             portproxy  the hosts' addresses, the rules ('portproxy show --live --json'), each host failing to
+                     reach the other's service directly and reaching it through the proxy (socat), the service
+                     seeing the proxy's address in its own family
            then leaves every part running (lab status lists them, lab down removes them). Any failure (a part
-           that does not come up, an ISATAP or 6to4 ping unanswered) tears down everything this 'up' built
+           that does not come up, an ISATAP or 6to4 ping unanswered, a PortProxy connection not as expected) tears down everything this 'up' built
            (exit 1); Teredo matrix cells that differ from RFC 6081's expectation are marked, not fatal.
   down     stops every lab daemon by PID and removes every t6- lab namespace (all labs, also other users' and
            test runs'; --prefix limits it to one lab or to the parts of one 'up').
   status   lists the labs, their daemons and, for a lab from 'up', each Teredo client's state and each ISATAP
            and 6to4 daemon's addresses.
 
-  --only LIST      up: which parts (teredo, isatap, 6to4; default all, in that order)
+  --only LIST      up: which parts (teredo, isatap, 6to4, portproxy; default all, in that order)
   --clients LIST   up: which Teredo clients (prc, sym, fc, pub, prc2, lan1, lan2; default all)
   --json           the result as JSON on stdout, an object per part (progress stays on stderr)
   --prefix P       up: the base prefix (default t6-<random>-); each part's lab is P<part>-, e.g. P'isatap-';
@@ -83,15 +91,16 @@ examples:
   sudo transit6 lab up --only teredo --clients prc,sym,pub
   sudo ip netns exec t6-1a2b3c-teredo-cli-prc transit6 teredo show state
   sudo ip netns exec t6-1a2b3c-isatap-isa-h1 transit6 isatap show state
+  sudo ip netns exec t6-1a2b3c-portproxy-pp-v6 socat - TCP6:[2001:db8:6::1]:8004
   sudo transit6 lab down`;
 
-export const LAB_PARTS = ['teredo', 'isatap', '6to4'] as const;
+export const LAB_PARTS = ['teredo', 'isatap', '6to4', 'portproxy'] as const;
 export type LabPart = (typeof LAB_PARTS)[number];
 
 function partList(text: string | undefined): LabPart[] {
   if (text === undefined) return [...LAB_PARTS];
   const names = text.split(',').map((x) => x.trim()).filter(Boolean);
-  if (names.length === 0) throw new UsageError('--only wants a list such as teredo,isatap,6to4');
+  if (names.length === 0) throw new UsageError('--only wants a list such as isatap,6to4');
   for (const n of names) if (!(LAB_PARTS as readonly string[]).includes(n)) throw new UsageError(`unknown part '${n}' (one of ${LAB_PARTS.join(', ')})`);
   // Always in the canonical order, each once.
   return LAB_PARTS.filter((p) => names.includes(p));
@@ -216,11 +225,17 @@ async function labUp(io: CliIo, o: UpOptions): Promise<number> {
   const built: Lab[] = [];
   let teredo: TeredoPartResult | undefined;
   const proto41: Proto41Result[] = [];
+  let portproxy: PortProxyResult | undefined;
   try {
     for (const part of o.parts) {
       const prefix = `${o.base}${part}-`;
       if (part === 'teredo') {
         teredo = await teredoPart(o, prefix, progress, (lab) => built.push(lab));
+      } else if (part === 'portproxy') {
+        const r = await startPortProxyPart({ prefix, progress, timeoutMs: o.timeoutMs, pings: o.matrix });
+        built.push(r.lab);
+        portproxy = r.result;
+        progress(`portproxy: ${r.result.rules.length} rules listening${o.matrix ? `, ${r.result.connections.length} connections as expected` : ''}`);
       } else {
         const opts = { prefix, progress, timeoutMs: o.timeoutMs, pings: o.matrix };
         const r = part === 'isatap' ? await startIsatapPart(opts) : await startSixToFourPart(opts);
@@ -238,11 +253,13 @@ async function labUp(io: CliIo, o: UpOptions): Promise<number> {
         out.teredo = { prefix: t.l.lab.prefix, runDir: t.l.lab.runDir, namespaces: t.l.topology.namespaces, daemons: daemonList(t.l), clients: t.rows, matrix: t.cells, matrixMs: t.matrixMs, localDiscovery: t.local };
       }
       for (const r of proto41) out[r.part] = r;
+      if (portproxy) out.portproxy = portproxy;
       io.out(JSON.stringify(out, null, 2));
     } else {
       const sections: string[] = [];
       if (teredo) sections.push(renderTeredo(teredo));
       for (const r of proto41) sections.push(renderProto41(r));
+      if (portproxy) sections.push(renderPortProxy(portproxy));
       sections.push(renderFooter(o, built));
       io.out(sections.join('\n\n'));
     }
@@ -357,6 +374,28 @@ function renderProto41(r: Proto41Result): string {
   lines.push('Inspect it:');
   const d = r.daemons[r.daemons.length - 1]!;
   lines.push(`  sudo ip netns exec ${d.ns} node ${TRANSIT6_BIN} ${r.part} show state     (also: show stats)`);
+  return lines.join('\n');
+}
+
+function renderPortProxy(r: PortProxyResult): string {
+  const lines: string[] = [];
+  lines.push('== PortProxy lab: an IPv4-only host and an IPv6-only host, our proxy between them (forwarding off)');
+  lines.push(`   ${r.prefix}: ${r.namespaces.length} namespaces; rules in ${r.config}; logs in ${r.runDir}`);
+  lines.push('');
+  lines.push("Addresses ('ip -o addr' on each interface: the IPv4-only host has no IPv6 address, the IPv6-only host no IPv4 one):");
+  lines.push(table(['node', 'IPv4', 'IPv6', 'interface'], r.nodes.map((n) => [n.name, n.ipv4 ?? '-', n.addresses.join(' ') || '-', n.interface])));
+  lines.push('');
+  lines.push("Rules ('portproxy show --live --json'):");
+  lines.push(table(['mode', 'listen', 'target', 'status', 'accepted'], r.rules.map((x) => [x.mode, x.listen, x.target, x.status, String(x.accepted)])));
+  if (r.connections.length > 0) {
+    lines.push('');
+    lines.push("Connections (socat; each service answers with the peer address it sees):");
+    lines.push(table(['from', 'to', 'via', 'answer'], r.connections.map((c) => [c.from, c.to, c.mode ? `${c.mode} -> ${c.target}` : 'direct', c.reply ? `${c.reply.replace(/ answers .*$/, '')}, saw the client as ${c.seenAs ?? '?'}` : 'none (no path without the proxy: as expected)'])));
+  }
+  lines.push('');
+  lines.push('Inspect it:');
+  const proxy = r.nodes.find((n) => n.name === 'proxy')!;
+  lines.push(`  sudo ip netns exec ${proxy.ns} node ${TRANSIT6_BIN} portproxy show all --config ${r.config}`);
   return lines.join('\n');
 }
 

@@ -10,9 +10,9 @@ async function lab(argv: string[]): Promise<{ code: number; out: string; err: st
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
-test('lab up: --only takes teredo, isatap, 6to4; bad selections are usage errors (exit 2, one line)', async () => {
+test('lab up: --only takes teredo, isatap, 6to4, portproxy; bad selections are usage errors (exit 2, one line)', async () => {
   for (const [args, msg] of [
-    [['--only', 'bogus'], /unknown part 'bogus' \(one of teredo, isatap, 6to4\)/],
+    [['--only', 'bogus'], /unknown part 'bogus' \(one of teredo, isatap, 6to4, portproxy\)/],
     [['--only', ','], /--only wants a list/],
     [['--only', 'isatap,6to4', '--clients', 'prc'], /--clients is for the teredo part/],
     [['--prefix', 'lab-'], /--prefix: refusing prefix 'lab-'/],
@@ -32,6 +32,6 @@ test('lab up: --only takes teredo, isatap, 6to4; bad selections are usage errors
 test('lab --help names the three parts and what up shows of each', async () => {
   const h = await lab(['--help']);
   assert.equal(h.code, 0);
-  assert.match(h.out, /--only LIST +up: which parts \(teredo, isatap, 6to4; default all/);
-  for (const part of ['teredo', 'isatap', '6to4']) assert.match(h.out, new RegExp(`^ {2}${part} `, 'm'));
+  assert.match(h.out, /--only LIST +up: which parts \(teredo, isatap, 6to4, portproxy; default all/);
+  for (const part of ['teredo', 'isatap', '6to4', 'portproxy']) assert.match(h.out, new RegExp(`^ {2}${part} `, 'm'));
 });

@@ -3,8 +3,9 @@
  * checked for the real facts, the labs checked to outlive it, `lab status` to list them and `lab down` to leave no
  * namespace behind.
  *   1. --only isatap,6to4: every node's addresses on its interface, ISATAP host to host direct, every ping answered;
- *   2. the default parts (teredo, isatap, 6to4; two Teredo clients to keep it short): a section per part;
- *   3. a part that fails after another was built: exit 1 and nothing of this `up` left.
+ *   2. the default parts (teredo, isatap, 6to4, portproxy; two Teredo clients to keep it short): a section per part;
+ *   3. --only portproxy: no direct path between the IPv4-only and the IPv6-only host, both ways through the proxy;
+ *   4. a part that fails after another was built: exit 1 and nothing of this `up` left.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { isAlive, run } from '../../src/lab/exec.js';
 import { cleanupStale, randomLabPrefix, readLabStates } from '../../src/lab/netns.js';
 import { haveCommand, TRANSIT6 } from '../../src/lab/proto41-topology.js';
 import type { Proto41Result } from '../../src/lab/proto41-lab.js';
+import type { PortProxyResult } from '../../src/lab/portproxy-lab.js';
 import { namespacesWith, skipUnlessRoot } from './helpers.js';
 
 interface CliResult {
@@ -34,7 +36,7 @@ function cli(args: string[]): Promise<CliResult> {
 }
 
 function missingTools(): string | undefined {
-  for (const [cmd, arg] of [['radvd', '-v'], ['conntrack', '--version'], ['iptables', '--version']] as const) if (!haveCommand(cmd, [arg])) return `${cmd} missing: run scripts/install-deps.sh`;
+  for (const [cmd, arg] of [['radvd', '-v'], ['socat', '-V'], ['conntrack', '--version'], ['iptables', '--version']] as const) if (!haveCommand(cmd, [arg])) return `${cmd} missing: run scripts/install-deps.sh`;
   return undefined;
 }
 
@@ -110,7 +112,7 @@ test('lab up --only isatap,6to4: addresses on the interfaces, pings answered; st
   }
 });
 
-test('lab up with the default parts: Teredo, ISATAP and 6to4, each its own lab', async (t) => {
+test('lab up with the default parts: Teredo, ISATAP, 6to4 and PortProxy, each its own lab', async (t) => {
   if (skipUnlessRoot(t)) return;
   const missing = missingTools();
   if (missing) return void t.skip(missing);
@@ -123,11 +125,38 @@ test('lab up with the default parts: Teredo, ISATAP and 6to4, each its own lab',
     assert.match(up.stdout, /All 6 cells are what RFC 6081 expects/);
     assert.match(up.stdout, /host1 {2}host2 {3}2001:db8:5e:1:0:5efe:a14:c {2}3\/3 /);
     assert.match(up.stdout, /host {6}v6host {4}2001:db8:70::10 +3\/3 /);
+    assert.match(up.stdout, /v6host +\[2001:db8:6::1\]:8004 +v6tov4 -> 198\.51\.100\.10:7007 +IPv4-only service 198\.51\.100\.10:7007, saw the client as 198\.51\.100\.1$/m);
     assert.match(up.stdout, new RegExp(`lab down --prefix ${base}`));
     const st = await cli(['lab', 'status']);
     assert.match(st.stdout, new RegExp(`lab ${base}teredo-: left running by 'lab up'`));
     assert.match(st.stdout, /cli-prc +qualified, NAT port-restricted, 2001:0:/);
-    await statusThenDown(base, ['teredo', 'isatap', '6to4']);
+    await statusThenDown(base, ['teredo', 'isatap', '6to4', 'portproxy']);
+  } finally {
+    await cleanupStale(base, { includeLive: true });
+  }
+});
+
+test('lab up --only portproxy: the IPv4-only and the IPv6-only host reach each other only through the proxy', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  if (!haveCommand('socat', ['-V'])) return void t.skip('socat missing: run scripts/install-deps.sh');
+  const base = randomLabPrefix();
+  try {
+    const up = await cli(['lab', 'up', '--only', 'portproxy', '--prefix', base, '--json']);
+    assert.equal(up.code, 0, up.stderr);
+    const r = (JSON.parse(up.stdout) as { portproxy: PortProxyResult }).portproxy;
+    assert.equal(r.prefix, `${base}portproxy-`);
+    for (const n of r.nodes) assert.ok(n.onInterface, JSON.stringify(n));
+    assert.deepEqual(
+      r.connections.map((c) => [c.from, c.mode, c.reply === '' ? 'no answer' : c.reply.replace(/ answers .*$/, ''), c.seenAs]),
+      [
+        ['v6host', null, 'no answer', null],
+        ['v4host', null, 'no answer', null],
+        ['v6host', 'v6tov4', 'IPv4-only service 198.51.100.10:7007', '198.51.100.1'],
+        ['v4host', 'v4tov6', 'IPv6-only service [2001:db8:6::10]:7007', '2001:db8:6::1'],
+      ],
+    );
+    assert.deepEqual(r.rules.map((x) => [x.mode, x.status, x.accepted]), [['v6tov4', 'listening', 1], ['v4tov6', 'listening', 1]]);
+    await statusThenDown(base, ['portproxy']);
   } finally {
     await cleanupStale(base, { includeLive: true });
   }
