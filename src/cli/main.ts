@@ -15,7 +15,7 @@ type Command = (argv: string[], io: CliIo) => number | Promise<number>;
 const commands: Record<string, { run: Command; summary: string }> = {
   addr: { run: addrCommand, summary: 'decode or encode Teredo, 6to4, ISATAP and other IPv6 addresses' },
   sim: { run: simCommand, summary: 'run Teredo exchanges in the deterministic NAT simulator' },
-  lab: { run: labCommand, summary: 'bring the Teredo namespace lab up or down, or show what runs in it' },
+  lab: { run: labCommand, summary: 'bring the namespace labs (Teredo, ISATAP, 6to4, PortProxy) up or down, or show what runs in them' },
   teredo: { run: teredoCommand, summary: 'run a Teredo client, relay or server daemon; show a running one' },
   '6to4': { run: sixToFourCommand, summary: 'run a 6to4 host, router (with a LAN) or relay; show a running one' },
   isatap: { run: isatapCommand, summary: 'run an ISATAP host or router (IPv6 in IPv4 protocol 41); show a running one' },
