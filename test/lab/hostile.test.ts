@@ -209,7 +209,10 @@ test('hostile input, an RS storm and a million sources: the daemons keep running
     assert.equal(flood6.sent, RELAY_SOURCES, 'every packet of the relay flood was sent');
     assert.ok((r3.peers ?? Infinity) <= 16_384, `peer table within its cap: ${String(r3.peers)}`);
     assert.ok((r3.drops['rate-limited-new-peer-global'] ?? 0) > 0, 'the global new-peer limit held');
-    assert.ok(pinged.received >= Math.ceil(pinged.sent * 0.99), `a trusted peer kept working during the flood: ${pinged.received}/${pinged.sent}`);
+    // On a quiet 2-core machine 249/250 get through; with the global new-peer limit off (or at 5000/s) the flood
+    // saturates both cores and only ~30 % do. 90 % separates the two without depending on a quiet machine
+    // (238/250 were seen while other builds shared the cores).
+    assert.ok(pinged.received >= Math.ceil(pinged.sent * 0.9), `a trusted peer kept working during the flood: ${pinged.received}/${pinged.sent}`);
 
     // ---- afterwards -------------------------------------------------------------------------------------------
     assert.ok(server.running && relay!.running && l.daemons.clients['cli-pub']!.running, 'all daemons still run');
