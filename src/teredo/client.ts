@@ -14,6 +14,13 @@
  *                 address-restricted NAT, not a port-restricted one.
  *   4. symmetric: RS to secondary:3544; a mapping M2 that differs from M1 means a symmetric NAT (§5.2.1).
  * Detection never changes the address: only a new mapping from the server does.
+ *
+ * A warm mapping spoils the tests: the NAT still lets in whatever this socket sent to recently, so an answer from
+ * the secondary address passes a restricted NAT if the socket sent there within the NAT's UDP timeout (the
+ * probes of an earlier detection, before a server loss or in a core this one replaced). The cone test therefore
+ * waits until the secondary address has heard nothing from this mapping for that long. A core that takes over
+ * the socket of another (a reload in place) receives its handover: what the socket sent to the server addresses
+ * and when, and the finished detection, which stands as long as the server gives the same mapping.
  */
 import { ActionQueue, type Action, type Endpoint } from '../core/endpoint.js';
 import { EventHeap } from '../core/heap.js';
@@ -22,7 +29,7 @@ import { ConfigError } from '../core/errors.js';
 import { randomBelow, randomBetween, randomBytes, type Rng } from '../core/rng.js';
 import { TimerTable, type Millis } from '../core/time.js';
 import { buildIcmpv6Packet, parseIcmpv6 } from '../wire/icmpv6.js';
-import { formatIpv4Port, isGlobalIpv4, ipv6Equal, sameIpv4Port, type Ipv4, type Ipv4Port } from '../wire/ip.js';
+import { formatIpv4Port, isGlobalIpv4, ipv4PortKey, ipv6Equal, sameIpv4Port, type Ipv4, type Ipv4Port } from '../wire/ip.js';
 import { ALL_NODES, ALL_ROUTERS, isAllNodes, isLinkLocal, isMulticast } from '../wire/ipv6class.js';
 import { buildBubble, isBubble, NEXT_HEADER_ICMPV6, parseIpv6, type Ipv6Packet } from '../wire/ipv6.js';
 import { decodeTeredoAddress, encodeTeredoAddress, encodeTeredoPacket, isTeredoAddress, makeFlags, NONCE_LENGTH, TEREDO_PORT } from '../wire/teredo.js';
@@ -139,7 +146,25 @@ interface PendingRs {
   answeredFromProbe?: boolean;
 }
 
-type TimerName = 'rs' | 'probe' | 'refresh' | 'grace' | 'dormancy' | 'expire' | 'discovery';
+type TimerName = 'rs' | 'probe' | 'refresh' | 'grace' | 'dormancy' | 'expire' | 'discovery' | 'detect';
+
+/**
+ * What a client core hands to the core that takes over its UDP socket (and so its NAT mapping), from
+ * `handover()` to the new core's constructor. Times are on the clock both cores share.
+ */
+export interface ClientHandover {
+  local: Ipv4Port | undefined;
+  server: Ipv4Port;
+  server2: Ipv4;
+  probePort: number | false;
+  /** The mapping the server last reported, and the detection made through it. */
+  mapping: Ipv4Port | undefined;
+  natType: NatType;
+  natDetection: 'not-started' | 'running' | 'done';
+  portFilteringKnown: boolean;
+  /** The socket's last datagram to each server address and port: the NAT permissions it may still hold. */
+  sentToServers: readonly { remote: Ipv4Port; at: Millis }[];
+}
 
 
 /** Retries of the bubble or connectivity-test rounds (RFC 4380 §5.2.4: 2 s, up to 3 more times). */
@@ -211,10 +236,16 @@ export class TeredoClient implements Endpoint {
   private readonly echoTests = new Map<string, { peer: Peer; which: 1 | 2 }>();
   /** Random local ports open for peers (RFC 6081 §5.4, §5.5). */
   private readonly randomPorts = new Set<number>();
+  /** The main socket's last RS to each server address and port (keyed by ipv4PortKey): the permissions it opened. */
+  private readonly sentToServers = new Map<number, { remote: Ipv4Port; at: Millis }>();
+  /** The detection of the core this one replaced, valid while the server reports the same mapping. */
+  private inherited: { mapping: Ipv4Port; natType: NatType; portFilteringKnown: boolean } | undefined;
 
+  /** `previous`: the handover of the core whose socket this one takes over (a reload in place). */
   constructor(
     private readonly config: TeredoClientConfig,
     private readonly rng: Rng,
+    previous?: ClientHandover,
   ) {
     if (!isGlobalIpv4(config.server)) throw new ConfigError('the Teredo server address must be a global unicast IPv4 address');
     this.server = { addr: config.server, port: config.serverPort ?? TEREDO_PORT };
@@ -233,6 +264,56 @@ export class TeredoClient implements Endpoint {
     }
     // Starting is a deadline like any other, so that drivers need no special call.
     if (!config.onDemand) this.timers.set('rs', 0);
+    if (previous) this.takeOver(previous);
+  }
+
+  /** What the next core on this socket needs to know (see ClientHandover). */
+  handover(): ClientHandover {
+    // With detection turned off, 'done' holds no result.
+    const done = this.natDetection === 'done' && this.config.detectNat !== false;
+    const known = done && this.mapping ? { mapping: this.mapping, natType: this.natType, portFilteringKnown: this.portFilteringKnown } : this.inherited;
+    return {
+      local: this.config.local,
+      server: this.server,
+      server2: this.server2,
+      probePort: this.probePort,
+      mapping: known?.mapping ?? this.mapping,
+      natType: known?.natType ?? this.natType,
+      natDetection: known ? 'done' : this.natDetection === 'done' ? 'not-started' : this.natDetection,
+      portFilteringKnown: known?.portFilteringKnown ?? this.portFilteringKnown,
+      sentToServers: [...this.sentToServers.values()].map((e) => ({ remote: { ...e.remote }, at: e.at })),
+    };
+  }
+
+  private takeOver(previous: ClientHandover): void {
+    const a = previous.local;
+    const b = this.config.local;
+    // Another socket means another NAT mapping: nothing the previous core knew applies.
+    if (a === undefined ? b !== undefined : b === undefined || !sameIpv4Port(a, b)) return;
+    for (const e of previous.sentToServers) this.noteSent(e.remote, e.at);
+    // The result stands only if this core would have run the same tests against the same server.
+    const sameTests =
+      sameIpv4Port(previous.server, this.server) && previous.server2 === this.server2 && previous.probePort === this.probePort && this.config.detectNat !== false;
+    if (sameTests && previous.natDetection === 'done' && previous.mapping !== undefined) {
+      this.inherited = { mapping: { ...previous.mapping }, natType: previous.natType, portFilteringKnown: previous.portFilteringKnown };
+    }
+  }
+
+  private noteSent(remote: Ipv4Port, at: Millis): void {
+    const key = ipv4PortKey(remote);
+    const e = this.sentToServers.get(key);
+    if (!e || e.at < at) this.sentToServers.set(key, { remote: { addr: remote.addr, port: remote.port }, at });
+  }
+
+  /**
+   * When an answer from the secondary address can only pass a filtering NAT if it filters by nothing: once
+   * nothing went there from this mapping for the NAT's UDP timeout, plus the RS time-out for the answers that
+   * followed (which refresh a permission too).
+   */
+  private coneTestAt(now: Millis): Millis {
+    let last = -Infinity;
+    for (const e of this.sentToServers.values()) if (e.remote.addr === this.server2 && e.at > last) last = e.at;
+    return Math.max(now, last + this.natTimeout + this.rsTimeout);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -353,6 +434,9 @@ export class TeredoClient implements Endpoint {
         case 'discovery':
           this.sendDiscoveryBubble();
           this.timers.set('discovery', now + randomBetween(this.rng, 200_000, 300_000));
+          break;
+        case 'detect':
+          this.startDetection(now);
           break;
       }
     }
@@ -873,6 +957,7 @@ export class TeredoClient implements Endpoint {
     const rs = buildIcmpv6Packet(source, ALL_ROUTERS, { type: 'router-solicitation', options: [] });
     const data = encodeTeredoPacket({ auth: { clientId: new Uint8Array(0), authValue: new Uint8Array(0), nonce, confirmation: 0 }, ipv6: rs });
     this.events.inc('router-solicitations');
+    this.noteSent(target, now);
     this.actions.push({ kind: 'udp-send', remote: target, data });
     this.timers.set(isProbe ? 'probe' : 'rs', now + this.waitFor(phase));
   }
@@ -934,6 +1019,7 @@ export class TeredoClient implements Endpoint {
     this.timers.clear('grace');
     this.timers.clear('probe');
     this.timers.clear('discovery');
+    this.timers.clear('detect');
     this.probe = undefined;
     if (this.state !== 'offline') {
       if (reason === 'server-lost') this.events.inc('server-lost');
@@ -970,6 +1056,7 @@ export class TeredoClient implements Endpoint {
       this.timers.clear('rs');
       this.timers.clear('probe');
       this.timers.clear('discovery');
+      this.timers.clear('detect');
       this.actions.push({ kind: 'state-changed', state: 'dormant', reason: 'idle' });
     } else {
       this.timers.set('dormancy', last + idle);
@@ -1123,8 +1210,12 @@ export class TeredoClient implements Endpoint {
       });
       if (changed) {
         // A new mapping may mean a new NAT: detect again. Peers knew the old address: start over with them.
+        // The permissions the old mapping held went with it (a NAT drops them before it maps the socket anew).
         this.natType = 'unknown';
         this.natDetection = 'not-started';
+        this.portFilteringKnown = false;
+        this.timers.clear('detect');
+        this.sentToServers.clear();
         for (const peer of [...this.peers.values()]) this.peers.remove(peer);
       }
       this.timers.set('expire', now + PEER_VALIDITY_MS);
@@ -1139,15 +1230,36 @@ export class TeredoClient implements Endpoint {
       if (this.config.idleDormancyMs !== undefined) this.timers.set('dormancy', now + this.config.idleDormancyMs);
     }
     this.scheduleRefresh(now);
+    const inherited = this.inherited;
+    this.inherited = undefined;
+    if (inherited && this.natDetection === 'not-started') {
+      if (sameIpv4Port(inherited.mapping, mapping)) {
+        // The same socket, server and mapping: the same NAT, whose filter the previous probes have opened since.
+        this.natType = inherited.natType;
+        this.portFilteringKnown = inherited.portFilteringKnown;
+        this.finishDetection('unchanged mapping: the previous detection stands');
+        return;
+      }
+      // Another mapping: the NAT changed or forgot the socket, and with it the permissions the old one held.
+      this.sentToServers.clear();
+    }
     if (this.natDetection === 'not-started') {
       if (this.config.detectNat === false) {
         this.natDetection = 'done';
         this.natType = this.isUnNatted(mapping) ? 'none' : 'unknown';
       } else {
         this.natDetection = 'running';
-        this.startProbe(now, 'cone');
+        this.startDetection(now);
       }
     }
+  }
+
+  /** The cone test, once the secondary address can no longer get through on an old permission. */
+  private startDetection(now: Millis): void {
+    if (this.natDetection !== 'running') return;
+    const at = this.coneTestAt(now);
+    if (at > now) this.timers.set('detect', at);
+    else this.startProbe(now, 'cone');
   }
 
   private scheduleRefresh(now: Millis): void {
