@@ -159,6 +159,8 @@ export interface ClientHandover {
   probePort: number | false;
   /** The mapping the server last reported, and the detection made through it. */
   mapping: Ipv4Port | undefined;
+  /** The random bits of the address on that mapping, so that a reload keeps the address. */
+  random12: number | undefined;
   natType: NatType;
   natDetection: 'not-started' | 'running' | 'done';
   portFilteringKnown: boolean;
@@ -240,6 +242,8 @@ export class TeredoClient implements Endpoint {
   private readonly sentToServers = new Map<number, { remote: Ipv4Port; at: Millis }>();
   /** The detection of the core this one replaced, valid while the server reports the same mapping. */
   private inherited: { mapping: Ipv4Port; natType: NatType; portFilteringKnown: boolean } | undefined;
+  /** The address of the core this one replaced: kept if the server reports the same mapping. */
+  private keptAddress: { mapping: Ipv4Port; random12: number } | undefined;
 
   /** `previous`: the handover of the core whose socket this one takes over (a reload in place). */
   constructor(
@@ -272,15 +276,17 @@ export class TeredoClient implements Endpoint {
     // With detection turned off, 'done' holds no result.
     const done = this.natDetection === 'done' && this.config.detectNat !== false;
     const known = done && this.mapping ? { mapping: this.mapping, natType: this.natType, portFilteringKnown: this.portFilteringKnown } : this.inherited;
+    const random12 = this.address ? this.random12 : this.keptAddress?.random12;
     return {
       local: this.config.local,
       server: this.server,
       server2: this.server2,
       probePort: this.probePort,
-      mapping: known?.mapping ?? this.mapping,
+      mapping: known?.mapping ?? this.mapping ?? this.keptAddress?.mapping,
       natType: known?.natType ?? this.natType,
       natDetection: known ? 'done' : this.natDetection === 'done' ? 'not-started' : this.natDetection,
       portFilteringKnown: known?.portFilteringKnown ?? this.portFilteringKnown,
+      random12,
       sentToServers: [...this.sentToServers.values()].map((e) => ({ remote: { ...e.remote }, at: e.at })),
     };
   }
@@ -296,6 +302,11 @@ export class TeredoClient implements Endpoint {
       sameIpv4Port(previous.server, this.server) && previous.server2 === this.server2 && previous.probePort === this.probePort && this.config.detectNat !== false;
     if (sameTests && previous.natDetection === 'done' && previous.mapping !== undefined) {
       this.inherited = { mapping: { ...previous.mapping }, natType: previous.natType, portFilteringKnown: previous.portFilteringKnown };
+    }
+    // The address embeds the server and the mapping: with the same server it can stay, whatever the tests.
+    const r = previous.random12;
+    if (sameIpv4Port(previous.server, this.server) && previous.mapping !== undefined && r !== undefined && Number.isInteger(r) && r >= 0 && r < 0x1000) {
+      this.keptAddress = { mapping: { ...previous.mapping }, random12: r };
     }
   }
 
@@ -1180,7 +1191,10 @@ export class TeredoClient implements Endpoint {
     const changed = this.mapping !== undefined && !sameIpv4Port(this.mapping, mapping);
     if (first || changed) {
       const old = this.address;
-      if (changed || !this.address) this.random12 = randomBelow(this.rng, 0x1000);
+      // A reload in place on the same mapping keeps the address the previous core had.
+      const kept = !this.address && this.keptAddress && sameIpv4Port(this.keptAddress.mapping, mapping) ? this.keptAddress.random12 : undefined;
+      this.keptAddress = undefined;
+      if (changed || !this.address) this.random12 = kept ?? randomBelow(this.rng, 0x1000);
       this.mapping = mapping;
       // RFC 5991 §3.2: the cone bit stays 0 in the address whatever the NAT; 12 random bits guard against scans.
       const address = encodeTeredoAddress({ server: this.server.addr, flags: makeFlags(false, this.random12), mappedPort: mapping.port, mappedAddr: mapping.addr });

@@ -62,6 +62,7 @@ test('client daemon: pid file, unprivileged user (nobody by default), reload on 
     // keeps the first result (same mapping) rather than mistake the NAT for a cone.
     assert.equal(r.natType, 'port-restricted');
     assert.equal(r.externalMapping, s.externalMapping);
+    assert.equal(r.teredoAddress, s.teredoAddress);
     assert.match(client.log(), /NAT type: port-restricted NAT \(unchanged mapping: the previous detection stands\)/);
     // SIGTERM: addresses and routes go, the process exits.
     await client.stop(5000);

@@ -80,6 +80,9 @@ for (const nat of NAT_KINDS) {
     assert.equal(s.natType, expectedType[nat]);
     assert.equal(s.portFilteringKnown, client.status().portFilteringKnown);
     assert.deepEqual(s.externalMapping, client.status().externalMapping);
+    // The same server and mapping: the same address, random bits included (peers keep reaching it).
+    assert.deepEqual(s.teredoAddress, client.status().teredoAddress);
+    assert.equal(s.addressChanges, 0);
     assert.deepEqual(natTypeEvents(net, at), [{ natType: expectedType[nat], note: 'unchanged mapping: the previous detection stands' }]);
     // Only the qualification RS (and the discovery bubble) left: no cone RS, nothing to the secondary address.
     const out = sent(net, at);
@@ -109,6 +112,7 @@ function reloadMidDetection(nat: NatKind, target: { addr: number; port: number }
   const at = net.now;
   const next = reload(net, client, clientLocal, client.handover());
   net.runUntil(() => next.status().natDetection === 'done', 120_000);
+  assert.deepEqual(next.status().teredoAddress, client.status().teredoAddress);
   return { net, next, at };
 }
 
@@ -155,6 +159,7 @@ test('the NAT forgot the socket across the reload: a new mapping, detection runs
   const next = reload(net, client, clientLocal, handover);
   net.runUntil(() => next.status().natDetection === 'done', 10_000);
   assert.notDeepEqual(next.status().externalMapping, before);
+  assert.notDeepEqual(next.status().teredoAddress, client.status().teredoAddress);
   assert.equal(next.status().natType, 'port-restricted');
   assert.deepEqual(natTypeEvents(net, at), [{ natType: 'port-restricted', note: 'done' }]);
   // No wait: the old permissions went with the old mapping.
@@ -193,6 +198,10 @@ test('the handover is ignored for another socket, and its result for other serve
   const c2 = new TeredoClient({ ...baseConfig(clientLocal), probePort: false }, new SeededRng(1), h);
   assert.equal(c2.handover().natDetection, 'not-started');
   assert.equal(c2.handover().sentToServers.length, h.sentToServers.length);
+  // Another server: another address, nothing of the old one kept.
+  const c4 = new TeredoClient({ ...baseConfig(clientLocal), server: A.serverSecondary, server2: A.serverPrimary }, new SeededRng(1), h);
+  assert.equal(c4.handover().random12, undefined);
+  assert.equal(c4.handover().natDetection, 'not-started');
   // Detection turned off: 'done' but no result to hand on.
   const c3 = new TeredoClient({ ...baseConfig(clientLocal), detectNat: false }, new SeededRng(1));
   c3.handleTimeout(0);
