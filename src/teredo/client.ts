@@ -240,10 +240,11 @@ export class TeredoClient implements Endpoint {
   private readonly randomPorts = new Set<number>();
   /** The main socket's last RS to each server address and port (keyed by ipv4PortKey): the permissions it opened. */
   private readonly sentToServers = new Map<number, { remote: Ipv4Port; at: Millis }>();
-  /** The detection of the core this one replaced, valid while the server reports the same mapping. */
-  private inherited: { mapping: Ipv4Port; natType: NatType; portFilteringKnown: boolean } | undefined;
-  /** The address of the core this one replaced: kept if the server reports the same mapping. */
-  private keptAddress: { mapping: Ipv4Port; random12: number } | undefined;
+  /**
+   * From the core this one replaced, until the first mapping: that core's mapping, and what stands if the server
+   * reports the same one again (its detection, the random bits of its address).
+   */
+  private inherited: { mapping: Ipv4Port; detection?: { natType: NatType; portFilteringKnown: boolean }; random12?: number } | undefined;
 
   /** `previous`: the handover of the core whose socket this one takes over (a reload in place). */
   constructor(
@@ -275,18 +276,19 @@ export class TeredoClient implements Endpoint {
   handover(): ClientHandover {
     // With detection turned off, 'done' holds no result.
     const done = this.natDetection === 'done' && this.config.detectNat !== false;
-    const known = done && this.mapping ? { mapping: this.mapping, natType: this.natType, portFilteringKnown: this.portFilteringKnown } : this.inherited;
-    const random12 = this.address ? this.random12 : this.keptAddress?.random12;
+    // Before its first mapping a core hands on what it was handed.
+    const own = this.mapping !== undefined;
+    const known = own ? (done ? { natType: this.natType, portFilteringKnown: this.portFilteringKnown } : undefined) : this.inherited?.detection;
     return {
       local: this.config.local,
       server: this.server,
       server2: this.server2,
       probePort: this.probePort,
-      mapping: known?.mapping ?? this.mapping ?? this.keptAddress?.mapping,
+      mapping: own ? this.mapping : this.inherited?.mapping,
+      random12: own ? this.random12 : this.inherited?.random12,
       natType: known?.natType ?? this.natType,
       natDetection: known ? 'done' : this.natDetection === 'done' ? 'not-started' : this.natDetection,
       portFilteringKnown: known?.portFilteringKnown ?? this.portFilteringKnown,
-      random12,
       sentToServers: [...this.sentToServers.values()].map((e) => ({ remote: { ...e.remote }, at: e.at })),
     };
   }
@@ -297,17 +299,16 @@ export class TeredoClient implements Endpoint {
     // Another socket means another NAT mapping: nothing the previous core knew applies.
     if (a === undefined ? b !== undefined : b === undefined || !sameIpv4Port(a, b)) return;
     for (const e of previous.sentToServers) this.noteSent(e.remote, e.at);
+    if (previous.mapping === undefined) return;
+    const inherited: NonNullable<typeof this.inherited> = { mapping: { ...previous.mapping } };
+    const sameServer = sameIpv4Port(previous.server, this.server);
     // The result stands only if this core would have run the same tests against the same server.
-    const sameTests =
-      sameIpv4Port(previous.server, this.server) && previous.server2 === this.server2 && previous.probePort === this.probePort && this.config.detectNat !== false;
-    if (sameTests && previous.natDetection === 'done' && previous.mapping !== undefined) {
-      this.inherited = { mapping: { ...previous.mapping }, natType: previous.natType, portFilteringKnown: previous.portFilteringKnown };
-    }
+    const sameTests = sameServer && previous.server2 === this.server2 && previous.probePort === this.probePort && this.config.detectNat !== false;
+    if (sameTests && previous.natDetection === 'done') inherited.detection = { natType: previous.natType, portFilteringKnown: previous.portFilteringKnown };
     // The address embeds the server and the mapping: with the same server it can stay, whatever the tests.
     const r = previous.random12;
-    if (sameIpv4Port(previous.server, this.server) && previous.mapping !== undefined && r !== undefined && Number.isInteger(r) && r >= 0 && r < 0x1000) {
-      this.keptAddress = { mapping: { ...previous.mapping }, random12: r };
-    }
+    if (sameServer && r !== undefined && Number.isInteger(r) && r >= 0 && r < 0x1000) inherited.random12 = r;
+    this.inherited = inherited;
   }
 
   private noteSent(remote: Ipv4Port, at: Millis): void {
@@ -1189,12 +1190,14 @@ export class TeredoClient implements Endpoint {
   private onMapping(now: Millis, mapping: Ipv4Port): void {
     const first = this.state !== 'qualified';
     const changed = this.mapping !== undefined && !sameIpv4Port(this.mapping, mapping);
+    // A reload in place: what the previous core knew holds on the same mapping only. Another mapping means the NAT
+    // changed or forgot the socket, and with it the permissions the old mapping held.
+    const handed = this.inherited && sameIpv4Port(this.inherited.mapping, mapping) ? this.inherited : undefined;
+    if (this.inherited && !handed) this.sentToServers.clear();
+    this.inherited = undefined;
     if (first || changed) {
       const old = this.address;
-      // A reload in place on the same mapping keeps the address the previous core had.
-      const kept = !this.address && this.keptAddress && sameIpv4Port(this.keptAddress.mapping, mapping) ? this.keptAddress.random12 : undefined;
-      this.keptAddress = undefined;
-      if (changed || !this.address) this.random12 = kept ?? randomBelow(this.rng, 0x1000);
+      if (changed || !this.address) this.random12 = handed?.random12 ?? randomBelow(this.rng, 0x1000);
       this.mapping = mapping;
       // RFC 5991 §3.2: the cone bit stays 0 in the address whatever the NAT; 12 random bits guard against scans.
       const address = encodeTeredoAddress({ server: this.server.addr, flags: makeFlags(false, this.random12), mappedPort: mapping.port, mappedAddr: mapping.addr });
@@ -1244,18 +1247,12 @@ export class TeredoClient implements Endpoint {
       if (this.config.idleDormancyMs !== undefined) this.timers.set('dormancy', now + this.config.idleDormancyMs);
     }
     this.scheduleRefresh(now);
-    const inherited = this.inherited;
-    this.inherited = undefined;
-    if (inherited && this.natDetection === 'not-started') {
-      if (sameIpv4Port(inherited.mapping, mapping)) {
-        // The same socket, server and mapping: the same NAT, whose filter the previous probes have opened since.
-        this.natType = inherited.natType;
-        this.portFilteringKnown = inherited.portFilteringKnown;
-        this.finishDetection('unchanged mapping: the previous detection stands');
-        return;
-      }
-      // Another mapping: the NAT changed or forgot the socket, and with it the permissions the old one held.
-      this.sentToServers.clear();
+    if (handed?.detection && this.natDetection === 'not-started') {
+      // The same socket, server and mapping: the same NAT, whose filter the previous probes have opened since.
+      this.natType = handed.detection.natType;
+      this.portFilteringKnown = handed.detection.portFilteringKnown;
+      this.finishDetection('unchanged mapping: the previous detection stands');
+      return;
     }
     if (this.natDetection === 'not-started') {
       if (this.config.detectNat === false) {

@@ -167,6 +167,20 @@ test('the NAT forgot the socket across the reload: a new mapping, detection runs
   assert.ok(sent(net, at).some(isConeRs));
 });
 
+test('the NAT forgot the socket during a reload in the middle of detection: no wait for permissions the old mapping held', () => {
+  const { net, client, clientLocal, nat } = buildQualifyNetwork({ nat: 'restricted' });
+  net.runUntil((n) => sent(n, 0).some((e) => e.dst.addr === A.serverSecondary && e.dst.port === A.probePort), 10_000);
+  const handover = client.handover();
+  assert.equal(handover.natDetection, 'running');
+  nat!.dropAllMappings();
+  nat!.outbound(net.now, { addr: A.clientPrivate, port: 1 }, { addr: A.serverPrimary, port: 3544 });
+  const at = net.now;
+  const next = reload(net, client, clientLocal, handover);
+  net.runUntil(() => next.status().natDetection === 'done', 10_000);
+  assert.equal(next.status().natType, 'restricted');
+  assert.ok(net.now - at < 5_000, `detection done ${net.now - at} ms after the reload`);
+});
+
 test('a full cone NAT in place of the port-restricted one (another mapping): the new core re-detects "cone"', () => {
   // First behind a port-restricted NAT; the handover then goes to a core with the same private address and port
   // behind a full cone NAT (a new network). The server reports another mapping: the old result must not stand.
