@@ -1069,6 +1069,8 @@ export class TeredoClient implements Endpoint {
       this.timers.clear('probe');
       this.timers.clear('discovery');
       this.timers.clear('detect');
+      // An interrupted detection starts over on waking (on a warm mapping: see startDetection).
+      if (this.natDetection === 'running') this.natDetection = 'not-started';
       this.actions.push({ kind: 'state-changed', state: 'dormant', reason: 'idle' });
     } else {
       this.timers.set('dormancy', last + idle);

@@ -14,6 +14,8 @@ import { SeededRng } from '../../src/core/rng.js';
 import { CLIENT_RS_SOURCE_CONE } from '../../src/teredo/constants.js';
 import { parseIpv6 } from '../../src/wire/ipv6.js';
 import { parseTeredoPacket } from '../../src/wire/teredo.js';
+import { buildIcmpv6Packet } from '../../src/wire/icmpv6.js';
+import { v6 } from './fixtures.js';
 
 const expectedType = { 'full-cone': 'cone', restricted: 'restricted', 'port-restricted': 'port-restricted', symmetric: 'symmetric', none: 'none' } as const;
 
@@ -220,4 +222,29 @@ test('the handover is ignored for another socket, and its result for other serve
   const c3 = new TeredoClient({ ...baseConfig(clientLocal), detectNat: false }, new SeededRng(1));
   c3.handleTimeout(0);
   assert.equal(c3.handover().natDetection, 'not-started');
+});
+
+test('one core: detection cut short by dormancy after the port probe starts over on waking, and waits out the permission', () => {
+  // The secondary address's answers are held back, so that the port probe (to secondary:3546, which opens the
+  // whole secondary address in this address-restricted NAT) is still out when the client goes dormant.
+  const { net, client } = buildQualifyNetwork({ nat: 'restricted', client: { idleDormancyMs: 1_500 } });
+  const hold = net.block((hop) => hop.kind === 'udp' && hop.src.addr === A.serverSecondary);
+  net.runUntil(() => client.currentState === 'dormant', 10_000);
+  const portProbe = sent(net, 0).find((e) => e.dst.addr === A.serverSecondary && e.dst.port === A.probePort);
+  assert.ok(portProbe, 'the port probe left before the client went dormant');
+  assert.equal(client.status().natDetection, 'not-started');
+  net.unblock(hold);
+  net.runFor(1_000);
+  const wokeAt = net.now;
+  // Traffic every second from now on keeps it awake (it would doze off again after 1.5 s).
+  const done = (): boolean => client.currentState === 'qualified' && client.status().natDetection === 'done';
+  for (let seq = 1; seq <= 60 && !done(); seq++) {
+    const src = client.teredoAddress ?? v6('fe80::ffff:ffff:ffff');
+    net.injectIpv6('client', buildIcmpv6Packet(src, v6('2001:db8:1::10'), { type: 'echo-request', identifier: 1, sequence: seq, data: new Uint8Array(4) }));
+    net.runUntil(done, 1_000);
+  }
+  assert.ok(done(), `detection ${client.status().natDetection}, state ${client.currentState}`);
+  assert.equal(client.status().natType, 'restricted');
+  const cone = sent(net, wokeAt).filter(isConeRs);
+  assert.ok(cone.length > 0 && cone[0]!.at >= portProbe.at + 30_000, `cone RS at ${cone[0]?.at}, port probe at ${portProbe.at}`);
 });
