@@ -115,8 +115,10 @@ tshark -r FILE-tun.pcap`)}
 ## SIGNALS
 
 SIGHUP re-reads the configuration (a daemon running as root restarts in place; one running as another user gives
-a new core the open tunnel and sockets, refusing changes that need privileges). SIGTERM and SIGINT stop cleanly:
-addresses and routes are removed, captures flushed.
+a new core the open tunnel and sockets, refusing changes that need privileges; a client's new core keeps the
+Teredo address and the NAT type while the server reports the same mapping, since the NAT still lets in what the
+first detection's probes opened). SIGTERM and SIGINT stop cleanly: addresses and routes are removed, captures
+flushed.
 
 ## SYSTEMD
 

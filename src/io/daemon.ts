@@ -332,7 +332,9 @@ async function startClient(
   const replaceCore = async (next: DaemonConfig): Promise<void> => {
     if (next.role !== 'client') return;
     const servers = await resolveServerAddresses(next);
-    client = new TeredoClient({ ...next.core, server: servers.primary, server2: servers.secondary, local }, rng);
+    // The new core takes over the socket, so the NAT mapping with the permissions the old core's probes opened:
+    // it learns those and the old detection, lest it re-detect on a warm mapping (see TeredoClient).
+    client = new TeredoClient({ ...next.core, server: servers.primary, server2: servers.secondary, local }, rng, client.handover());
     config = next;
     driver.replaceEndpoint(client);
   };

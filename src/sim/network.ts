@@ -114,7 +114,7 @@ class HostNode implements SimHost {
     readonly addrs: readonly Ipv4[],
     readonly port: number,
     readonly behind: string | undefined,
-    readonly endpoint: Endpoint,
+    public endpoint: Endpoint,
     readonly link: Link,
     readonly onIpv6Deliver: HostOptions['onIpv6Deliver'],
     localPorts: readonly number[],
@@ -247,6 +247,18 @@ export class SimNetwork {
     // hosts added later in the same setup exist before its first packets are routed.
     this.heap.push(this.clock, { kind: 'drain', host });
     return host;
+  }
+
+  /**
+   * A new core takes over the host's address, ports and NAT mapping (a daemon's reload in place). The old core's
+   * pending actions and deadline are dropped, as the daemon's driver drops them.
+   */
+  replaceEndpoint(hostName: string, endpoint: Endpoint): void {
+    const host = this.hostNode(hostName);
+    host.endpoint = endpoint;
+    host.generation++;
+    host.armedAt = undefined;
+    this.heap.push(this.clock, { kind: 'drain', host });
   }
 
   /** Routes native IPv6 packets whose destination matches prefix/prefixLength to `hostName` (longest match wins). */

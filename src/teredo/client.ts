@@ -14,6 +14,13 @@
  *                 address-restricted NAT, not a port-restricted one.
  *   4. symmetric: RS to secondary:3544; a mapping M2 that differs from M1 means a symmetric NAT (§5.2.1).
  * Detection never changes the address: only a new mapping from the server does.
+ *
+ * A warm mapping spoils the tests: the NAT still lets in whatever this socket sent to recently, so an answer from
+ * the secondary address passes a restricted NAT if the socket sent there within the NAT's UDP timeout (the
+ * probes of an earlier detection, before a server loss or in a core this one replaced). The cone test therefore
+ * waits until the secondary address has heard nothing from this mapping for that long. A core that takes over
+ * the socket of another (a reload in place) receives its handover: what the socket sent to the server addresses
+ * and when, and the finished detection, which stands as long as the server gives the same mapping.
  */
 import { ActionQueue, type Action, type Endpoint } from '../core/endpoint.js';
 import { EventHeap } from '../core/heap.js';
@@ -22,7 +29,7 @@ import { ConfigError } from '../core/errors.js';
 import { randomBelow, randomBetween, randomBytes, type Rng } from '../core/rng.js';
 import { TimerTable, type Millis } from '../core/time.js';
 import { buildIcmpv6Packet, parseIcmpv6 } from '../wire/icmpv6.js';
-import { formatIpv4Port, isGlobalIpv4, ipv6Equal, sameIpv4Port, type Ipv4, type Ipv4Port } from '../wire/ip.js';
+import { formatIpv4Port, isGlobalIpv4, ipv4PortKey, ipv6Equal, sameIpv4Port, type Ipv4, type Ipv4Port } from '../wire/ip.js';
 import { ALL_NODES, ALL_ROUTERS, isAllNodes, isLinkLocal, isMulticast } from '../wire/ipv6class.js';
 import { buildBubble, isBubble, NEXT_HEADER_ICMPV6, parseIpv6, type Ipv6Packet } from '../wire/ipv6.js';
 import { decodeTeredoAddress, encodeTeredoAddress, encodeTeredoPacket, isTeredoAddress, makeFlags, NONCE_LENGTH, TEREDO_PORT } from '../wire/teredo.js';
@@ -139,7 +146,27 @@ interface PendingRs {
   answeredFromProbe?: boolean;
 }
 
-type TimerName = 'rs' | 'probe' | 'refresh' | 'grace' | 'dormancy' | 'expire' | 'discovery';
+type TimerName = 'rs' | 'probe' | 'refresh' | 'grace' | 'dormancy' | 'expire' | 'discovery' | 'detect';
+
+/**
+ * What a client core hands to the core that takes over its UDP socket (and so its NAT mapping), from
+ * `handover()` to the new core's constructor. Times are on the clock both cores share.
+ */
+export interface ClientHandover {
+  local: Ipv4Port | undefined;
+  server: Ipv4Port;
+  server2: Ipv4;
+  probePort: number | false;
+  /** The mapping the server last reported, and the detection made through it. */
+  mapping: Ipv4Port | undefined;
+  /** The random bits of the address on that mapping, so that a reload keeps the address. */
+  random12: number | undefined;
+  natType: NatType;
+  natDetection: 'not-started' | 'running' | 'done';
+  portFilteringKnown: boolean;
+  /** The socket's last datagram to each server address and port: the NAT permissions it may still hold. */
+  sentToServers: readonly { remote: Ipv4Port; at: Millis }[];
+}
 
 
 /** Retries of the bubble or connectivity-test rounds (RFC 4380 §5.2.4: 2 s, up to 3 more times). */
@@ -211,10 +238,19 @@ export class TeredoClient implements Endpoint {
   private readonly echoTests = new Map<string, { peer: Peer; which: 1 | 2 }>();
   /** Random local ports open for peers (RFC 6081 §5.4, §5.5). */
   private readonly randomPorts = new Set<number>();
+  /** The main socket's last RS to each server address and port (keyed by ipv4PortKey): the permissions it opened. */
+  private readonly sentToServers = new Map<number, { remote: Ipv4Port; at: Millis }>();
+  /**
+   * From the core this one replaced, until the first mapping: that core's mapping, and what stands if the server
+   * reports the same one again (its detection, the random bits of its address).
+   */
+  private inherited: { mapping: Ipv4Port; detection?: { natType: NatType; portFilteringKnown: boolean }; random12?: number } | undefined;
 
+  /** `previous`: the handover of the core whose socket this one takes over (a reload in place). */
   constructor(
     private readonly config: TeredoClientConfig,
     private readonly rng: Rng,
+    previous?: ClientHandover,
   ) {
     if (!isGlobalIpv4(config.server)) throw new ConfigError('the Teredo server address must be a global unicast IPv4 address');
     this.server = { addr: config.server, port: config.serverPort ?? TEREDO_PORT };
@@ -233,6 +269,63 @@ export class TeredoClient implements Endpoint {
     }
     // Starting is a deadline like any other, so that drivers need no special call.
     if (!config.onDemand) this.timers.set('rs', 0);
+    if (previous) this.takeOver(previous);
+  }
+
+  /** What the next core on this socket needs to know (see ClientHandover). */
+  handover(): ClientHandover {
+    // With detection turned off, 'done' holds no result.
+    const done = this.natDetection === 'done' && this.config.detectNat !== false;
+    // Before its first mapping a core hands on what it was handed.
+    const own = this.mapping !== undefined;
+    const known = own ? (done ? { natType: this.natType, portFilteringKnown: this.portFilteringKnown } : undefined) : this.inherited?.detection;
+    return {
+      local: this.config.local,
+      server: this.server,
+      server2: this.server2,
+      probePort: this.probePort,
+      mapping: own ? this.mapping : this.inherited?.mapping,
+      random12: own ? this.random12 : this.inherited?.random12,
+      natType: known?.natType ?? this.natType,
+      natDetection: known ? 'done' : this.natDetection === 'done' ? 'not-started' : this.natDetection,
+      portFilteringKnown: known?.portFilteringKnown ?? this.portFilteringKnown,
+      sentToServers: [...this.sentToServers.values()].map((e) => ({ remote: { ...e.remote }, at: e.at })),
+    };
+  }
+
+  private takeOver(previous: ClientHandover): void {
+    const a = previous.local;
+    const b = this.config.local;
+    // Another socket means another NAT mapping: nothing the previous core knew applies.
+    if (a === undefined ? b !== undefined : b === undefined || !sameIpv4Port(a, b)) return;
+    for (const e of previous.sentToServers) this.noteSent(e.remote, e.at);
+    if (previous.mapping === undefined) return;
+    const inherited: NonNullable<typeof this.inherited> = { mapping: { ...previous.mapping } };
+    const sameServer = sameIpv4Port(previous.server, this.server);
+    // The result stands only if this core would have run the same tests against the same server.
+    const sameTests = sameServer && previous.server2 === this.server2 && previous.probePort === this.probePort && this.config.detectNat !== false;
+    if (sameTests && previous.natDetection === 'done') inherited.detection = { natType: previous.natType, portFilteringKnown: previous.portFilteringKnown };
+    // The address embeds the server and the mapping: with the same server it can stay, whatever the tests.
+    const r = previous.random12;
+    if (sameServer && r !== undefined && Number.isInteger(r) && r >= 0 && r < 0x1000) inherited.random12 = r;
+    this.inherited = inherited;
+  }
+
+  private noteSent(remote: Ipv4Port, at: Millis): void {
+    const key = ipv4PortKey(remote);
+    const e = this.sentToServers.get(key);
+    if (!e || e.at < at) this.sentToServers.set(key, { remote: { addr: remote.addr, port: remote.port }, at });
+  }
+
+  /**
+   * When an answer from the secondary address can only pass a filtering NAT if it filters by nothing: once
+   * nothing went there from this mapping for the NAT's UDP timeout, plus the RS time-out for the answers that
+   * followed (which refresh a permission too).
+   */
+  private coneTestAt(now: Millis): Millis {
+    let last = -Infinity;
+    for (const e of this.sentToServers.values()) if (e.remote.addr === this.server2 && e.at > last) last = e.at;
+    return Math.max(now, last + this.natTimeout + this.rsTimeout);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -353,6 +446,9 @@ export class TeredoClient implements Endpoint {
         case 'discovery':
           this.sendDiscoveryBubble();
           this.timers.set('discovery', now + randomBetween(this.rng, 200_000, 300_000));
+          break;
+        case 'detect':
+          this.startDetection(now);
           break;
       }
     }
@@ -873,6 +969,7 @@ export class TeredoClient implements Endpoint {
     const rs = buildIcmpv6Packet(source, ALL_ROUTERS, { type: 'router-solicitation', options: [] });
     const data = encodeTeredoPacket({ auth: { clientId: new Uint8Array(0), authValue: new Uint8Array(0), nonce, confirmation: 0 }, ipv6: rs });
     this.events.inc('router-solicitations');
+    this.noteSent(target, now);
     this.actions.push({ kind: 'udp-send', remote: target, data });
     this.timers.set(isProbe ? 'probe' : 'rs', now + this.waitFor(phase));
   }
@@ -934,6 +1031,7 @@ export class TeredoClient implements Endpoint {
     this.timers.clear('grace');
     this.timers.clear('probe');
     this.timers.clear('discovery');
+    this.timers.clear('detect');
     this.probe = undefined;
     if (this.state !== 'offline') {
       if (reason === 'server-lost') this.events.inc('server-lost');
@@ -970,6 +1068,9 @@ export class TeredoClient implements Endpoint {
       this.timers.clear('rs');
       this.timers.clear('probe');
       this.timers.clear('discovery');
+      this.timers.clear('detect');
+      // An interrupted detection starts over on waking (on a warm mapping: see startDetection).
+      if (this.natDetection === 'running') this.natDetection = 'not-started';
       this.actions.push({ kind: 'state-changed', state: 'dormant', reason: 'idle' });
     } else {
       this.timers.set('dormancy', last + idle);
@@ -1091,9 +1192,14 @@ export class TeredoClient implements Endpoint {
   private onMapping(now: Millis, mapping: Ipv4Port): void {
     const first = this.state !== 'qualified';
     const changed = this.mapping !== undefined && !sameIpv4Port(this.mapping, mapping);
+    // A reload in place: what the previous core knew holds on the same mapping only. Another mapping means the NAT
+    // changed or forgot the socket, and with it the permissions the old mapping held.
+    const handed = this.inherited && sameIpv4Port(this.inherited.mapping, mapping) ? this.inherited : undefined;
+    if (this.inherited && !handed) this.sentToServers.clear();
+    this.inherited = undefined;
     if (first || changed) {
       const old = this.address;
-      if (changed || !this.address) this.random12 = randomBelow(this.rng, 0x1000);
+      if (changed || !this.address) this.random12 = handed?.random12 ?? randomBelow(this.rng, 0x1000);
       this.mapping = mapping;
       // RFC 5991 §3.2: the cone bit stays 0 in the address whatever the NAT; 12 random bits guard against scans.
       const address = encodeTeredoAddress({ server: this.server.addr, flags: makeFlags(false, this.random12), mappedPort: mapping.port, mappedAddr: mapping.addr });
@@ -1123,8 +1229,12 @@ export class TeredoClient implements Endpoint {
       });
       if (changed) {
         // A new mapping may mean a new NAT: detect again. Peers knew the old address: start over with them.
+        // The permissions the old mapping held went with it (a NAT drops them before it maps the socket anew).
         this.natType = 'unknown';
         this.natDetection = 'not-started';
+        this.portFilteringKnown = false;
+        this.timers.clear('detect');
+        this.sentToServers.clear();
         for (const peer of [...this.peers.values()]) this.peers.remove(peer);
       }
       this.timers.set('expire', now + PEER_VALIDITY_MS);
@@ -1139,15 +1249,30 @@ export class TeredoClient implements Endpoint {
       if (this.config.idleDormancyMs !== undefined) this.timers.set('dormancy', now + this.config.idleDormancyMs);
     }
     this.scheduleRefresh(now);
+    if (handed?.detection && this.natDetection === 'not-started') {
+      // The same socket, server and mapping: the same NAT, whose filter the previous probes have opened since.
+      this.natType = handed.detection.natType;
+      this.portFilteringKnown = handed.detection.portFilteringKnown;
+      this.finishDetection('unchanged mapping: the previous detection stands');
+      return;
+    }
     if (this.natDetection === 'not-started') {
       if (this.config.detectNat === false) {
         this.natDetection = 'done';
         this.natType = this.isUnNatted(mapping) ? 'none' : 'unknown';
       } else {
         this.natDetection = 'running';
-        this.startProbe(now, 'cone');
+        this.startDetection(now);
       }
     }
+  }
+
+  /** The cone test, once the secondary address can no longer get through on an old permission. */
+  private startDetection(now: Millis): void {
+    if (this.natDetection !== 'running') return;
+    const at = this.coneTestAt(now);
+    if (at > now) this.timers.set('detect', at);
+    else this.startProbe(now, 'cone');
   }
 
   private scheduleRefresh(now: Millis): void {

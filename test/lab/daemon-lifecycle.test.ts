@@ -54,7 +54,16 @@ test('client daemon: pid file, unprivileged user (nobody by default), reload on 
     // SIGHUP as an unprivileged daemon: a new core takes over the open tunnel and socket, and qualifies again.
     process.kill(client.pid, 'SIGHUP');
     await client.waitForLog(/reloaded in place/, 5000);
-    await waitFor('qualification after the reload', async () => ((await state(cli.ns))?.state === 'qualified' ? true : undefined));
+    const r = await waitFor('qualification and NAT type after the reload', async () => {
+      const st = await state(cli.ns);
+      return st && st.state === 'qualified' && st.natDetection === 'done' ? st : undefined;
+    });
+    // The new core sits on the warm mapping whose filter the first detection opened to the secondary address: it
+    // keeps the first result (same mapping) rather than mistake the NAT for a cone.
+    assert.equal(r.natType, 'port-restricted');
+    assert.equal(r.externalMapping, s.externalMapping);
+    assert.equal(r.teredoAddress, s.teredoAddress);
+    assert.match(client.log(), /NAT type: port-restricted NAT \(unchanged mapping: the previous detection stands\)/);
     // SIGTERM: addresses and routes go, the process exits.
     await client.stop(5000);
     const after = await inNs(cli.ns, 'ip', ['-6', 'addr', 'show', 'dev', 'teredo'], { allowFailure: true });
