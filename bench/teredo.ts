@@ -23,7 +23,7 @@
  * down after its measurement, also on failure and on SIGINT/SIGTERM.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -48,6 +48,8 @@ export interface BenchOptions {
   jsonPath: string;
   impls: Impl[];
   rates: number[];
+  /** Directory for V8 CPU profiles of the transit6 daemons (node --cpu-prof), or undefined. */
+  profileDir?: string;
 }
 
 export interface CpuShare {
@@ -124,6 +126,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       json: { type: 'string' },
       impl: { type: 'string', default: IMPLS.join(',') },
       rates: { type: 'string', default: '20000,40000' },
+      profile: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -142,6 +145,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     jsonPath: resolve(values.json ?? join(REPO_ROOT, 'bench', 'results', `teredo-${stamp}.json`)),
     impls: parseList(values.impl!, IMPLS, 'implementation'),
     rates: values.rates!.split(',').map((x) => positiveInt(x.trim(), '--rates')),
+    ...(values.profile !== undefined ? { profileDir: resolve(values.profile) } : {}),
   };
 }
 
@@ -255,13 +259,18 @@ function logTail(p: ManagedProcess, lines = 12): string {
   return p.log().trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-async function startTransit6(lab: Lab, t: TeredoTopology): Promise<Started> {
-  const server = lab.spawn('tserver', 'server', process.execPath, [TRANSIT6_BIN, ...serverArgs(t)]);
-  const relay = lab.spawn('relay', 'relay', process.execPath, [TRANSIT6_BIN, ...relayArgs(t)]);
+/** Node's flags for a transit6 daemon: with --profile, a CPU profile written when it exits (as nobody: dir is 0777). */
+function nodeArgs(o: BenchOptions, name: string): string[] {
+  return o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
+}
+
+async function startTransit6(lab: Lab, t: TeredoTopology, o: BenchOptions): Promise<Started> {
+  const server = lab.spawn('tserver', 'server', process.execPath, [...nodeArgs(o, 'server'), TRANSIT6_BIN, ...serverArgs(t)]);
+  const relay = lab.spawn('relay', 'relay', process.execPath, [...nodeArgs(o, 'relay'), TRANSIT6_BIN, ...relayArgs(t)]);
   await Promise.all([waitForDaemon(server, 'server'), waitForDaemon(relay, 'relay')]);
   const c = topologyClient(t, CLIENT);
   const t0 = now();
-  const client = lab.spawn(CLIENT, 'client', process.execPath, [TRANSIT6_BIN, ...clientArgs(t, c)]);
+  const client = lab.spawn(CLIENT, 'client', process.execPath, [...nodeArgs(o, 'client'), TRANSIT6_BIN, ...clientArgs(t, c)]);
   const a = await waitTeredoAddress(lab, client, t0);
   return { relay, client, teredoAddress: a.address, addressMs: a.ms };
 }
@@ -411,7 +420,7 @@ async function benchOne(impl: Impl, run: number, o: BenchOptions, say: (m: strin
     result.labPrefix = lab.prefix;
     const t = built.topology;
     say(`  ${impl}: lab ${lab.prefix} built; starting server, relay and client`);
-    const d = impl === 'transit6' ? await startTransit6(lab, t) : await startMiredo(lab, t);
+    const d = impl === 'transit6' ? await startTransit6(lab, t, o) : await startMiredo(lab, t);
     result.teredoAddress = d.teredoAddress;
     result.addressMs = d.addressMs;
     say(`  ${impl}: ${d.teredoAddress} after ${d.addressMs.toFixed(0)} ms`);
@@ -544,6 +553,10 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   const o = parseBenchArgs(argv);
   if (process.getuid?.() !== 0) throw new Error('the benchmark builds network namespaces: run it as root (sudo npm run bench)');
   ensureIperf3(say);
+  if (o.profileDir) {
+    mkdirSync(o.profileDir, { recursive: true });
+    chmodSync(o.profileDir, 0o777);
+  }
   installCleanupHandlers();
   // installCleanupHandlers tears the live lab down and exits on these signals; meanwhile start nothing new.
   let interrupted = false;

@@ -525,8 +525,8 @@ export class TeredoClient implements Endpoint {
     if (!peer.trusted) this.events.inc('peers-trusted');
     // The first proven endpoint is where we send; later ones (another mapping of a symmetric NAT) are accepted too.
     if (!peer.verified.some((v) => sameIpv4Port(v, from))) {
-      if (peer.verified.length >= 4) peer.verified.shift();
-      peer.verified.push(from);
+      // Copy on write: an empty list is shared between peers (peers.ts).
+      peer.verified = [...peer.verified.slice(peer.verified.length >= 4 ? 1 : 0), from];
     }
     const stale = now - peer.lastRx >= PEER_VALIDITY_MS;
     if (!(peer.local && sameIpv4Port(peer.local, from)) && (!peer.trusted || !peer.mapped || stale)) peer.mapped = from;

@@ -92,8 +92,10 @@ export class TeredoRelay implements Endpoint {
     for (const a of config.hostAddresses ?? []) {
       if (!isGlobalUnicastIpv6(a) || isTeredoAddress(a)) throw new ConfigError('host-specific relay addresses must be global, native IPv6 addresses');
     }
-    this.peers = new PeerList({ ...DEFAULT_PEER_LIMITS, ...config.limits });
     this.secret = randomBytes(rng, 16);
+    // The peer table's hash is keyed from the same secret: addresses that collide cannot be chosen from outside.
+    const s = this.secret;
+    this.peers = new PeerList({ ...DEFAULT_PEER_LIMITS, ...config.limits }, s[0]! | (s[1]! << 8) | (s[2]! << 16) | (s[3]! << 24));
     this.timers.set('expire', PEER_VALIDITY_MS);
   }
 
