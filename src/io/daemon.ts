@@ -29,6 +29,7 @@ import { applyIfaceCommand, toIfaceCommand } from './iface.js';
 import { loadNative } from './native.js';
 import { PrivilegedHelper } from './privclient.js';
 import { TunDevice } from './tun.js';
+import { RelayFastPath } from '../teredo/fastpath.js';
 import { UdpBatchSocket } from './udp.js';
 import { createLogger, type Logger } from './log.js';
 
@@ -278,11 +279,15 @@ async function startRelay(
   });
   const local = { addr: bindAddr, port: socket.port };
   let relay = new TeredoRelay({ ...config.core, local }, rng);
+  // The allocation-free data path (teredo/fastpath.ts); TRANSIT6_NO_FASTPATH=1 leaves every packet to the core.
+  const fast = (r: TeredoRelay): RelayFastPath | undefined => (process.env.TRANSIT6_NO_FASTPATH === '1' ? undefined : new RelayFastPath(r));
   const driver = new Driver(relay, {
     sockets: [{ local, socket }],
     tun,
-    // Towards native IPv6: back into the kernel, which routes it out of the native interface.
-    forward: (p) => tun.write(p),
+    // Towards native IPv6: back into the kernel, which routes it out of the native interface (batched writes).
+    forward: (p) => tun.enqueue(p, 0, p.length),
+    forwardAt: (b, o, n) => tun.enqueue(b, o, n),
+    fastPath: fast(relay),
     onError: (e) => log.warn(e.message),
   });
   const handler = (cmd: string, args: Record<string, unknown> | undefined): unknown => {
@@ -314,7 +319,7 @@ async function startRelay(
     if (next.role !== 'relay') return;
     relay = new TeredoRelay({ ...next.core, local }, rng);
     config = next;
-    driver.replaceEndpoint(relay);
+    driver.replaceEndpoint(relay, fast(relay));
   };
   return { driver, handler, replaceCore };
 }

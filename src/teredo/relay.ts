@@ -81,7 +81,8 @@ export class TeredoRelay implements Endpoint {
   private readonly timers = new TimerTable<TimerName>();
   private readonly deadlines = new EventHeap<Peer>();
   private readonly secret: Uint8Array;
-  private readonly mode: 'relay' | 'host';
+  /** 'relay' or 'host' (read by the fast path, teredo/fastpath.ts). */
+  readonly mode: 'relay' | 'host';
 
   constructor(
     private readonly config: TeredoRelayConfig,
