@@ -10,8 +10,9 @@
 #               only ever started inside lab namespaces. Installed with a policy-rc.d that forbids service starts,
 #               so that the package scripts never start a Miredo daemon in the root namespace (it would try to
 #               reach a public Teredo server); checked with pgrep afterwards.
+#   iperf3      the benchmark (npm run bench): TCP and 64-byte UDP through the lab, run as `iperf3 -s -1` per test
 set -euo pipefail
-packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server)
+packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server iperf3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -99,6 +99,12 @@ function ipv4Or(addr: string | number): Ipv4 {
 }
 
 /** Opens the tunnel; without a name the kernel picks tunN, as Miredo does. */
+/**
+ * Socket buffers of the service sockets: 4 MiB each way (forced while still root). The kernel default (~208 KiB)
+ * holds only ~250 small datagrams: a burst of 1 000 RS, or a TCP window of Teredo packets, overflowed it.
+ */
+const DATA_SOCKET = { rcvbuf: 4 << 20, sndbuf: 4 << 20 } as const;
+
 function openTun(name: string | undefined): TunDevice {
   return TunDevice.open(name ?? 'tun%d');
 }
@@ -197,7 +203,7 @@ async function startClient(
   let config = initial;
   const { primary, secondary } = await resolveServerAddresses(config);
   const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
-  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
+  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port, DATA_SOCKET);
   cleanups.push(() => socket.close());
   const localAddr = bindAddr !== 0 ? bindAddr : await sourceAddressTowards(primary);
   const local: Ipv4Port = { addr: localAddr, port: socket.port };
@@ -264,7 +270,7 @@ async function startRelay(
 ): Promise<Started> {
   let config = initial;
   const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
-  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
+  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port, DATA_SOCKET);
   cleanups.push(() => socket.close());
   const tun = openTun(config.interfaceName);
   cleanups.push(() => tun.close());
@@ -333,7 +339,7 @@ async function startServer(
   let core = { ...config.core, primary, secondary };
   let server = new TeredoServer(core);
   const sockets = server.localEndpoints().map((local) => {
-    const socket = UdpBatchSocket.bind(formatIpv4(local.addr), local.port);
+    const socket = UdpBatchSocket.bind(formatIpv4(local.addr), local.port, DATA_SOCKET);
     cleanups.push(() => socket.close());
     return { local, socket };
   });

@@ -114,6 +114,10 @@ class PeerExt {
   peerRandomPort = 0;
   sendFrom = 0;
   echoTest: Peer['echoTest'] = undefined;
+  nonceOther: Uint8Array | undefined = undefined;
+  /** Address and times of an entry that left the table. */
+  ownAddr: Uint8Array | undefined = undefined;
+  ownTimes: Float64Array | undefined = undefined;
 }
 
 const NO_EXT: Readonly<PeerExt> = Object.freeze(new PeerExt());
@@ -125,14 +129,15 @@ const T_BUBBLE_WINDOW = 2;
 const T_LAST_BUBBLE = 3;
 const T_TOUCHED = 4;
 const T_LOCAL_UNTIL = 5;
-const TIMES = 6;
+/** nextAttemptAt; NaN stands for undefined. */
+const T_NEXT_ATTEMPT = 6;
+const TIMES = 7;
 
 class PeerEntry implements Peer {
   mapped: Ipv4Port | undefined = undefined;
   trusted = false;
   bubbleCount = 0;
   attempts = 0;
-  nextAttemptAt: Millis | undefined = undefined;
   queue: Uint8Array[] = EMPTY;
   queueBytes = 0;
   prev: Peer | undefined = undefined;
@@ -143,9 +148,6 @@ class PeerEntry implements Peer {
   private x: PeerExt = NO_EXT;
   /** nonceSent when it is 4 bytes (the usual case) as an unsigned word, -1 for none: a typed array costs ~200 B. */
   private nonceWord = -1;
-  private nonceOther: Uint8Array | undefined = undefined;
-  private ownAddr: Uint8Array | undefined = undefined;
-  private ownTimes: Float64Array | undefined = undefined;
 
   constructor(
     private readonly owner: PeerList,
@@ -161,10 +163,11 @@ class PeerEntry implements Peer {
     t[b + T_LAST_BUBBLE] = -Infinity;
     t[b + T_TOUCHED] = now;
     t[b + T_LOCAL_UNTIL] = -Infinity;
+    t[b + T_NEXT_ATTEMPT] = NaN;
   }
 
   get addr(): Uint8Array {
-    return this.slot >= 0 ? this.owner.addressView(this.slot) : this.ownAddr!;
+    return this.slot >= 0 ? this.owner.addressView(this.slot) : this.x.ownAddr!;
   }
 
   get key(): string {
@@ -172,12 +175,12 @@ class PeerEntry implements Peer {
   }
 
   private getT(k: number): number {
-    return this.slot >= 0 ? this.owner.times[this.slot * TIMES + k]! : this.ownTimes![k]!;
+    return this.slot >= 0 ? this.owner.times[this.slot * TIMES + k]! : this.x.ownTimes![k]!;
   }
 
   private setT(k: number, v: number): void {
     if (this.slot >= 0) this.owner.times[this.slot * TIMES + k] = v;
-    else this.ownTimes![k] = v;
+    else this.x.ownTimes![k] = v;
   }
 
   get lastRx(): Millis { return this.getT(T_LAST_RX); }
@@ -192,20 +195,28 @@ class PeerEntry implements Peer {
   set touchedAt(v: Millis) { this.setT(T_TOUCHED, v); }
   get localUntil(): Millis { return this.getT(T_LOCAL_UNTIL); }
   set localUntil(v: Millis) { this.setT(T_LOCAL_UNTIL, v); }
+  get nextAttemptAt(): Millis | undefined {
+    const v = this.getT(T_NEXT_ATTEMPT);
+    return Number.isNaN(v) ? undefined : v;
+  }
+
+  set nextAttemptAt(v: Millis | undefined) {
+    this.setT(T_NEXT_ATTEMPT, v ?? NaN);
+  }
 
   get nonceSent(): Uint8Array | undefined {
     const w = this.nonceWord;
-    if (w < 0) return this.nonceOther;
+    if (w < 0) return this.x.nonceOther;
     return Uint8Array.of(w >>> 24, (w >>> 16) & 0xff, (w >>> 8) & 0xff, w & 0xff);
   }
 
   set nonceSent(v: Uint8Array | undefined) {
     if (v !== undefined && v.length === 4) {
       this.nonceWord = ((v[0]! << 24) | (v[1]! << 16) | (v[2]! << 8) | v[3]!) >>> 0;
-      this.nonceOther = undefined;
+      if (this.x !== NO_EXT) this.x.nonceOther = undefined;
     } else {
       this.nonceWord = -1;
-      this.nonceOther = v?.slice();
+      if (v !== undefined || this.x !== NO_EXT) this.w().nonceOther = v?.slice();
     }
   }
 
@@ -244,8 +255,9 @@ class PeerEntry implements Peer {
 
   /** Leaves the table: keeps private copies of address and times, since the slot will be reused. */
   detach(): void {
-    this.ownAddr = this.owner.addressView(this.slot).slice();
-    this.ownTimes = this.owner.times.slice(this.slot * TIMES, this.slot * TIMES + TIMES);
+    const x = this.w();
+    x.ownAddr = this.owner.addressView(this.slot).slice();
+    x.ownTimes = this.owner.times.slice(this.slot * TIMES, this.slot * TIMES + TIMES);
     this.slot = -1;
   }
 }

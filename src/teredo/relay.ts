@@ -172,17 +172,19 @@ export class TeredoRelay implements Endpoint {
   /** §5.4.1 case 3 (the cone bit is ignored, RFC 5991 §3.2): an indirect bubble through the client's server. */
   private bubble(peer: Peer, now: Millis): void {
     peer.attempts++;
-    const t = decodeTeredoAddress(peer.addr)!;
+    const addr = peer.addr; // a view made on each read (peers.ts): read once
+    const t = decodeTeredoAddress(addr)!;
     if (this.peers.takeBubble(peer, now)) {
-      const src = this.bubbleSourceFor(peer.addr);
-      peer.nonceSent = randomBytes(this.rng, 4);
+      const src = this.bubbleSourceFor(addr);
+      const nonce = randomBytes(this.rng, 4);
+      peer.nonceSent = nonce;
       if (isGlobalIpv4(t.server)) {
         this.events.inc('indirect-bubbles-sent');
-        this.actions.push({ kind: 'udp-send', remote: { addr: t.server, port: TEREDO_PORT }, data: bubbleDatagram(src, peer.addr, { nonce: peer.nonceSent }) });
+        this.actions.push({ kind: 'udp-send', remote: { addr: t.server, port: TEREDO_PORT }, data: bubbleDatagram(src, addr, { nonce }) });
       }
       if (this.config.directBubbles) {
         this.events.inc('direct-bubbles-sent');
-        this.actions.push({ kind: 'udp-send', remote: { addr: t.mappedAddr, port: t.mappedPort }, data: bubbleDatagram(src, peer.addr) });
+        this.actions.push({ kind: 'udp-send', remote: { addr: t.mappedAddr, port: t.mappedPort }, data: bubbleDatagram(src, addr) });
       }
     }
     peer.nextAttemptAt = now + ATTEMPT_INTERVAL_MS;
@@ -274,7 +276,8 @@ export class TeredoRelay implements Endpoint {
 
   /** A bubble addressed to our hash for this client, or echoing our nonce (RFC 6081 §5.2.4.4). */
   private provesPath(peer: Peer, dst: Uint8Array, tr: Trailers): boolean {
-    if (tr.nonce && peer.nonceSent && tr.nonce.length === 4 && tr.nonce.every((b, i) => b === peer.nonceSent![i])) return true;
+    const sent = peer.nonceSent;
+    if (tr.nonce && sent && tr.nonce.length === 4 && tr.nonce.every((b, i) => b === sent[i])) return true;
     return isLinkLocal(dst) && ipv6Equal(dst, this.bubbleSourceFor(peer.addr));
   }
 
