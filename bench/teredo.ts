@@ -749,9 +749,15 @@ export function metrics(rates: readonly number[], fill: readonly number[] = []):
   for (const n of fill) {
     const point = (r: RunResult): RssPoint | undefined => r.rss.find((x) => x.destinations === n);
     const label = n % 1_000_000 === 0 ? `${n / 1_000_000}M` : n % 1000 === 0 ? `${n / 1000}k` : String(n);
+    const readSoFar = (r: RunResult): number | undefined => {
+      const pts = r.rss.filter((x) => x.destinations <= n);
+      return pts.length === 0 ? undefined : pts.reduce((a, x) => a + x.tunTx, 0);
+    };
     list.push(
-      { name: `relay RSS with ${label} peers (MiB)`, better: 'lower', digits: 0, get: (r) => (point(r) ? point(r)!.rssKiB / 1024 : undefined) },
-      { name: `relay peak RSS with ${label} peers (MiB)`, better: 'lower', digits: 0, get: (r) => (point(r) ? point(r)!.hwmKiB / 1024 : undefined) },
+      { name: `relay RSS after ${label} destinations (MiB)`, better: 'lower', digits: 0, get: (r) => (point(r) ? point(r)!.rssKiB / 1024 : undefined) },
+      { name: `relay peak RSS after ${label} destinations (MiB)`, better: 'lower', digits: 0, get: (r) => (point(r) ? point(r)!.hwmKiB / 1024 : undefined) },
+      { name: `  of ${label}: packets the relay read (rest dropped at its tunnel queue)`, better: 'higher', digits: 0, get: readSoFar },
+      { name: `  of ${label}: entries in the peer table (transit6 only)`, better: 'higher', digits: 0, get: (r) => point(r)?.tablePeers ?? undefined },
     );
   }
   return list;
