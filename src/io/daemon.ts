@@ -29,7 +29,7 @@ import { applyIfaceCommand, toIfaceCommand } from './iface.js';
 import { loadNative } from './native.js';
 import { PrivilegedHelper } from './privclient.js';
 import { TunDevice } from './tun.js';
-import { RelayFastPath } from '../teredo/fastpath.js';
+import { ClientFastPath, RelayFastPath } from '../teredo/fastpath.js';
 import { UdpBatchSocket } from './udp.js';
 import { createLogger, type Logger } from './log.js';
 
@@ -119,6 +119,11 @@ function ipv4Or(addr: string | number): Ipv4 {
  * holds only ~250 small datagrams: a burst of 1 000 RS, or a TCP window of Teredo packets, overflowed it.
  */
 const DATA_SOCKET = { rcvbuf: 4 << 20, sndbuf: 4 << 20 } as const;
+
+/** The allocation-free data path (teredo/fastpath.ts); TRANSIT6_NO_FASTPATH=1 leaves every packet to the core. */
+function fastPathEnabled(): boolean {
+  return process.env.TRANSIT6_NO_FASTPATH !== '1';
+}
 
 function openTun(name: string | undefined): TunDevice {
   return TunDevice.open(name ?? 'tun%d');
@@ -228,9 +233,11 @@ async function startClient(
   // The link comes up at once with its link-local address; the Teredo address follows qualification.
   await applyIfaceCommand({ op: 'link', iface: tun.name, mtu: 1280, addresses: [{ address: 'fe80::ffff:ffff:ffff', prefixLength: 64 }] });
   let client = new TeredoClient({ ...config.core, server: primary, server2: secondary, local }, rng);
+  const fast = (c: TeredoClient): ClientFastPath | undefined => (fastPathEnabled() ? new ClientFastPath(c) : undefined);
   const driver = new Driver(client, {
     sockets: [{ local: { addr: bindAddr, port: socket.port }, socket }],
     tun,
+    fastPath: fast(client),
     iface: ifaceRun,
     onState: (a) => log.info(`${a.state}: ${a.reason}`, { state: a.state, reason: a.reason, ...(a.detail ? { detail: jsonSafe(a.detail) } : {}) }),
     onError: (e) => log.warn(e.message),
@@ -271,7 +278,7 @@ async function startClient(
     const servers = await resolveServerAddresses(next);
     client = new TeredoClient({ ...next.core, server: servers.primary, server2: servers.secondary, local }, rng);
     config = next;
-    driver.replaceEndpoint(client);
+    driver.replaceEndpoint(client, fast(client));
   };
   return { driver, handler, replaceCore };
 }
@@ -300,8 +307,7 @@ async function startRelay(
   });
   const local = { addr: bindAddr, port: socket.port };
   let relay = new TeredoRelay({ ...config.core, local }, rng);
-  // The allocation-free data path (teredo/fastpath.ts); TRANSIT6_NO_FASTPATH=1 leaves every packet to the core.
-  const fast = (r: TeredoRelay): RelayFastPath | undefined => (process.env.TRANSIT6_NO_FASTPATH === '1' ? undefined : new RelayFastPath(r));
+  const fast = (r: TeredoRelay): RelayFastPath | undefined => (fastPathEnabled() ? new RelayFastPath(r) : undefined);
   const driver = new Driver(relay, {
     sockets: [{ local, socket }],
     tun,

@@ -83,6 +83,15 @@ export class Driver {
           opts.forward(packet);
         } else this.counters.inc('forward-missing');
       },
+      deliver: (buf, offset, length) => {
+        if (this.corePending) this.performPending();
+        if (!opts.tun) {
+          this.counters.inc('tun-missing');
+          return;
+        }
+        if (opts.tap) opts.tap('tun-out', buf.subarray(offset, offset + length));
+        opts.tun.enqueue(buf, offset, length);
+      },
     };
     for (const { local, socket } of opts.sockets) this.attach(local, socket);
     opts.tun?.onPackets((arena, lengths, count, slotSize) => {
@@ -182,7 +191,7 @@ export class Driver {
           const off = i * batch.slotSize;
           const len = batch.lengths[i]!;
           if (tap) tap('udp-in', batch.arena.subarray(off, off + len), { addr: batch.srcAddrs[i]!, port: batch.srcPorts[i]! }, { addr: batch.dstAddrs[i] || local.addr, port: local.port });
-          if (fast.datagram(now, batch.srcAddrs[i]!, batch.srcPorts[i]!, batch.arena, off, len, this.sink)) continue;
+          if (fast.datagram(now, batch.srcAddrs[i]!, batch.srcPorts[i]!, batch.dstAddrs[i] || local.addr, batch.arena, off, len, this.sink)) continue;
           this.corePending = true;
           const from = { addr: batch.srcAddrs[i]!, port: batch.srcPorts[i]! };
           const to = { addr: batch.dstAddrs[i] || local.addr, port: local.port };
