@@ -65,7 +65,7 @@ export interface BenchOptions {
   rates: number[];
   /** Directory for V8 CPU profiles of the transit6 daemons (node --cpu-prof), or undefined. */
   profileDir?: string;
-  /** Parts to leave out: tcp, udp, search, c2c, rs, rss. */
+  /** Parts to leave out: rtt, tcp, udp, search, c2c, rs, rss. */
   skip: Set<string>;
   searchStart: number;
   searchDurationS: number;
@@ -73,7 +73,7 @@ export interface BenchOptions {
   fill: number[];
 }
 
-export const PARTS = ['tcp', 'udp', 'search', 'c2c', 'rs', 'rss'] as const;
+export const PARTS = ['rtt', 'tcp', 'udp', 'search', 'c2c', 'rs', 'rss'] as const;
 
 export interface CpuShare {
   /** Percent of one core, user + system, the daemon and its descendants. */
@@ -135,7 +135,11 @@ export interface RssPoint {
 export interface RunResult {
   impl: Impl;
   run: number;
+  /** Every part measured (no entry in errors, no fatal error). */
   ok: boolean;
+  /** Parts that failed ('c2c: ...'); the others were measured. */
+  errors: string[];
+  /** What stopped the whole run (lab, daemons), if anything. */
   error?: string;
   teredoAddress?: string;
   addressMs?: number;
@@ -198,7 +202,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'usage: node dist/bench/teredo.js [--runs N] [--duration S] [--json FILE] [--impl transit6,miredo] [--rates PPS,PPS]\n' +
         '         [--search-start PPS] [--search-duration S] [--rs-duration S] [--fill N,N] [--skip PART,...] [--profile DIR]\n' +
         '  defaults: --runs 1 --duration 5 --rates 20000,40000 --search-start 40000 --search-duration 4 --rs-duration 5\n' +
-        '            --fill 100000,1000000 --json bench/results/teredo-<time>.json; parts: tcp, udp, search, c2c, rs, rss\n',
+        '            --fill 100000,1000000 --json bench/results/teredo-<time>.json; parts: rtt, tcp, udp, search, c2c, rs, rss\n' +
+        '       node dist/bench/teredo.js --summarize FILE   (the table again from a JSON report)\n',
     );
     process.exit(0);
   }
@@ -646,7 +651,7 @@ async function measureRss(lab: Lab, t: TeredoTopology, d: Started, impl: Impl, o
 
 /** Builds a lab, starts one implementation, measures, tears everything down (also on failure). */
 async function benchOne(impl: Impl, run: number, o: BenchOptions, say: (m: string) => void): Promise<RunResult> {
-  const result: RunResult = { impl, run, ok: false, udp: [], rss: [], startedAt: new Date().toISOString() };
+  const result: RunResult = { impl, run, ok: false, errors: [], udp: [], rss: [], startedAt: new Date().toISOString() };
   const w0 = now();
   let lab: Lab | undefined;
   try {
@@ -659,38 +664,55 @@ async function benchOne(impl: Impl, run: number, o: BenchOptions, say: (m: strin
     result.teredoAddress = d.teredoAddress;
     result.addressMs = d.addressMs;
     say(`  ${impl}: ${d.teredoAddress} after ${d.addressMs.toFixed(0)} ms`);
-    await warmUp(lab, t.v6host.ipv6);
-    result.rtt = await measureRtt(lab, t.v6host.ipv6);
-    say(`  ${impl}: RTT median ${result.rtt.medianMs.toFixed(3)} ms (${result.rtt.received}/${result.rtt.sent})`);
-    if (!o.skip.has('tcp')) {
-      result.tcp = await measureTcp(lab, v6hostPath(t), d, o.durationS);
+    // Each part on its own: one that fails (say, Miredo's client-to-client ping) is recorded and the rest go on.
+    const part = async (name: string, fn: () => Promise<void>): Promise<void> => {
+      if (o.skip.has(name)) return;
+      try {
+        await fn();
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        result.errors.push(`${name}: ${msg}`);
+        say(`  ${impl}: ${name} FAILED: ${msg.split('\n')[0]}`);
+        if (!d.relay.running || !d.client.running) throw new Error(`a daemon exited during ${name}`);
+      }
+    };
+    await part('rtt', async () => {
+      await warmUp(lab!, t.v6host.ipv6);
+      result.rtt = await measureRtt(lab!, t.v6host.ipv6);
+      say(`  ${impl}: RTT median ${result.rtt.medianMs.toFixed(3)} ms (${result.rtt.received}/${result.rtt.sent})`);
+    });
+    await part('tcp', async () => {
+      result.tcp = await measureTcp(lab!, v6hostPath(t), d, o.durationS);
       say(`  ${impl}: TCP ${result.tcp.mbps.toFixed(1)} Mbit/s, relay ${result.tcp.relayPct.toFixed(1)} %, client ${result.tcp.clientPct.toFixed(1)} %`);
-    }
-    if (!o.skip.has('udp')) {
+    });
+    await part('udp', async () => {
       for (const pps of o.rates) {
-        const u = await measureUdp(lab, t, d, o.durationS, pps);
+        const u = await measureUdp(lab!, t, d, o.durationS, pps);
         result.udp.push(u);
         say(`  ${impl}: UDP64 @${pps}: ${u.deliveredPps.toFixed(0)} pps delivered, ${u.lossPct.toFixed(2)} % loss, relay ${u.relayPct.toFixed(1)} %, client ${u.clientPct.toFixed(1)} %`);
       }
-    }
-    if (!o.skip.has('search')) {
-      result.udpSearch = await searchUdp(lab, t, d, o, say);
+    });
+    await part('search', async () => {
+      result.udpSearch = await searchUdp(lab!, t, d, o, say);
       say(`  ${impl}: UDP64 highest rate with < ${LOSS_LIMIT_PCT} % loss: ${result.udpSearch.bestPps} pps`);
-    }
-    if (!o.skip.has('c2c') && d.teredoAddress2) {
+    });
+    await part('c2c', async () => {
       const a2 = d.teredoAddress2;
+      if (!a2) throw new Error('no second client');
       result.c2c = { address2: a2 };
-      await warmUp(lab, a2);
-      result.c2c.rtt = await measureRtt(lab, a2);
-      if (!o.skip.has('tcp')) result.c2c.tcp = await measureTcp(lab, { from: CLIENT, serverNs: CLIENT2, target: a2 }, d, o.durationS);
+      await warmUp(lab!, a2);
+      result.c2c.rtt = await measureRtt(lab!, a2);
+      if (!o.skip.has('tcp')) result.c2c.tcp = await measureTcp(lab!, { from: CLIENT, serverNs: CLIENT2, target: a2 }, d, o.durationS);
       say(`  ${impl}: client<->client RTT ${result.c2c.rtt.medianMs.toFixed(3)} ms, TCP ${result.c2c.tcp?.mbps.toFixed(1) ?? '-'} Mbit/s`);
-    }
-    if (!o.skip.has('rs')) {
-      result.rs = await measureRs(lab, t, d, o);
+    });
+    await part('rs', async () => {
+      result.rs = await measureRs(lab!, t, d, o);
       say(`  ${impl}: server ${result.rs.answeredPerS.toFixed(0)} RS answered/s (${result.rs.sentPerS.toFixed(0)} sent/s), server CPU ${result.rs.serverPct.toFixed(1)} %`);
-    }
-    if (!o.skip.has('rss')) result.rss = await measureRss(lab, t, d, impl, o, say);
-    result.ok = true;
+    });
+    await part('rss', async () => {
+      result.rss = await measureRss(lab!, t, d, impl, o, say);
+    });
+    result.ok = result.errors.length === 0;
   } catch (e) {
     result.error = e instanceof Error ? e.message : String(e);
     say(`  ${impl}: FAILED: ${result.error.split('\n')[0]}`);
@@ -776,7 +798,8 @@ export function summarize(results: readonly RunResult[], rates: readonly number[
   return metrics(rates, fill).map((m) => {
     const row: SummaryRow = { metric: m.name, better: m.better, median: {}, perRun: {}, ratio: null };
     for (const impl of impls) {
-      const xs = results.filter((r) => r.impl === impl && r.ok).map(m.get).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      // Partial runs count for the parts they measured (RunResult.errors lists the others).
+      const xs = results.filter((r) => r.impl === impl).map(m.get).filter((x): x is number => x !== undefined && Number.isFinite(x));
       row.perRun[impl] = xs;
       if (xs.length > 0) row.median[impl] = median(xs);
     }
@@ -824,10 +847,27 @@ function describeCpu(): string {
   }
 }
 
+/** `--summarize FILE`: the table again from a JSON report (runs, rates and fill as recorded). */
+function summarizeFile(path: string): number {
+  const report = JSON.parse(readFileSync(path, 'utf8')) as { options: { rates: number[]; impls: Impl[]; fill?: number[]; skip?: string[]; runs: number; durationS: number }; runs: RunResult[] };
+  const { rates, impls } = report.options;
+  const fill = report.options.skip?.includes('rss') ? [] : (report.options.fill ?? []);
+  const runs = report.runs.map((r) => ({ ...r, errors: r.errors ?? [], rss: r.rss ?? [] }));
+  process.stdout.write(`Teredo: transit6 vs Miredo, median of ${report.options.runs} run(s), ${report.options.durationS} s per traffic test (ratio = transit6 / Miredo)\n`);
+  process.stdout.write(`${formatTable(summarize(runs, rates, impls, fill), rates, fill)}\n`);
+  for (const f of runs.filter((r) => !r.ok)) process.stdout.write(`\npartial ${f.impl} run ${f.run}: ${[...f.errors, ...(f.error ? [f.error] : [])].map((e) => e.split('\n')[0]).join('; ')}\n`);
+  return 0;
+}
+
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   const say = (m: string): void => {
     process.stderr.write(`${m}\n`);
   };
+  const si = argv.indexOf('--summarize');
+  if (si >= 0) {
+    if (argv[si + 1] === undefined) throw new Error('--summarize needs a JSON file');
+    return summarizeFile(argv[si + 1]!);
+  }
   const o = parseBenchArgs(argv);
   if (process.getuid?.() !== 0) throw new Error('the benchmark builds network namespaces: run it as root (sudo npm run bench)');
   ensureIperf3(say);
@@ -878,7 +918,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   process.stdout.write(`\nTeredo: transit6 vs Miredo, median of ${o.runs} run(s), ${o.durationS} s per traffic test (ratio = transit6 / Miredo)\n`);
   process.stdout.write(`${formatTable(rows, o.rates, fill)}\n`);
   const failed = results.filter((r) => !r.ok);
-  for (const f of failed) process.stdout.write(`\nFAILED ${f.impl} run ${f.run}: ${f.error ?? '?'}\n`);
+  for (const f of failed) process.stdout.write(`\nFAILED ${f.impl} run ${f.run}: ${[...f.errors, ...(f.error ? [f.error] : [])].map((e) => e.split('\n')[0]).join('; ')}\n`);
   if (leftovers.length > 0) process.stdout.write(`\nLEFT OVER namespaces: ${leftovers.join(' ')}\n`);
   process.stdout.write(`\nraw numbers: ${o.jsonPath}\n`);
   return failed.length > 0 || leftovers.length > 0 ? 1 : 0;
