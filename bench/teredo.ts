@@ -18,25 +18,40 @@
  *               worker and privproc) from /proc/PID/stat before and after each traffic test, over wall time
  *               (100 % = one core); "machine" is how busy all cores were (/proc/stat).
  *
+ *   - UDP max:  the highest 64-byte rate delivered with < 0.1 % loss, searched upward (x1.25 from --search-start
+ *               until loss, then two bisection steps), --search-duration seconds per probe;
+ *   - CPU/1k:   relay and client CPU (% of a core) per 1 000 pps delivered, from the fixed-rate UDP tests;
+ *   - c2c:      client <-> client direct: cli-prc -> cli-prc2 (another port-restricted NAT) over Teredo, RTT and
+ *               iperf3 TCP, no relay involved;
+ *   - RS/s:     router solicitations answered per second by the server at saturation: bench/load.js rs in inet,
+ *               batches of 64 from 16 source ports, as fast as sendmmsg goes (it shares the 2 cores);
+ *   - RSS:      the relay's resident memory (VmRSS of its process tree; VmHWM too) after native packets from v6host
+ *               to 100k and then 1M distinct Teredo addresses (bench/load.js fill, raw socket, paced), i.e. that
+ *               many peer entries (transit6 runs with --max-peers 1048576, Miredo's own cap with libJudy).
+ *
  * The table shows the median over runs and transit6/Miredo; the JSON has every run's raw numbers. Needs root, the
  * lab tools, Miredo (scripts/install-deps.sh) and iperf3 (installed with apt-get if missing). Every lab is torn
  * down after its measurement, also on failure and on SIGINT/SIGTERM.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ManagedProcess } from '../src/lab/exec.js';
 import { globalIpv6Addresses, missingMiredoFiles, startMiredoClient, startMiredoRelay, startMiredoServer, type MiredoDaemon } from '../src/lab/miredo.js';
 import { installCleanupHandlers, listNamespaces, type Lab } from '../src/lab/netns.js';
-import { clientArgs, LAB_TEREDO_IFACE, parsePing, relayArgs, serverArgs, TRANSIT6_BIN, waitForDaemon } from '../src/lab/teredo-lab.js';
+import { clientArgs, LAB_TEREDO_IFACE, parsePing, relayArgs, serverArgs, showJson, TRANSIT6_BIN, waitForDaemon } from '../src/lab/teredo-lab.js';
 import { buildTeredoTopology, LAB_RELAY_PORT, topologyClient, type TeredoTopology } from '../src/lab/teredo-topology.js';
 
 export type Impl = 'transit6' | 'miredo';
 export const IMPLS: readonly Impl[] = ['transit6', 'miredo'];
 
 const CLIENT = 'cli-prc' as const;
+/** The second client, for client <-> client direct: behind another port-restricted NAT. */
+const CLIENT2 = 'cli-prc2' as const;
+/** Miredo's own peer cap when built with libJudy, as Debian's is (libteredo relay.c MAX_PEERS). */
+const MIREDO_MAX_PEERS = 1_048_576;
 const IPERF_PORT = 5201;
 const TEREDO_PREFIX = '2001:0:';
 const ADDRESS_POLL_MS = 10;
@@ -48,7 +63,17 @@ export interface BenchOptions {
   jsonPath: string;
   impls: Impl[];
   rates: number[];
+  /** Directory for V8 CPU profiles of the transit6 daemons (node --cpu-prof), or undefined. */
+  profileDir?: string;
+  /** Parts to leave out: rtt, tcp, udp, search, c2c, rs, rss. */
+  skip: Set<string>;
+  searchStart: number;
+  searchDurationS: number;
+  rsDurationS: number;
+  fill: number[];
 }
+
+export const PARTS = ['rtt', 'tcp', 'udp', 'search', 'c2c', 'rs', 'rss'] as const;
 
 export interface CpuShare {
   /** Percent of one core, user + system, the daemon and its descendants. */
@@ -77,16 +102,54 @@ export interface UdpResult extends CpuShare {
   iperfEnd: IperfEnd;
 }
 
+export interface UdpSearch {
+  /** Highest offered rate with < 0.1 % loss (0 if even the first probe lost more). */
+  bestPps: number;
+  bestDeliveredPps: number;
+  probes: { ratePps: number; deliveredPps: number; lossPct: number; relayPct: number; clientPct: number }[];
+}
+
+export interface RsResult {
+  sent: number;
+  answered: number;
+  seconds: number;
+  answeredPerS: number;
+  sentPerS: number;
+  serverPct: number;
+  raw: Record<string, unknown>;
+}
+
+export interface RssPoint {
+  /** Distinct Teredo destinations sent to so far. */
+  destinations: number;
+  rssKiB: number;
+  hwmKiB: number;
+  /** Peer entries the relay reports (transit6 only; Miredo has no such counter). */
+  tablePeers: number | null;
+  /** Packets the kernel handed to the relay's tunnel, and dropped at its queue, during the fill. */
+  tunTx: number;
+  tunDropped: number;
+  fill: Record<string, unknown>;
+}
+
 export interface RunResult {
   impl: Impl;
   run: number;
+  /** Every part measured (no entry in errors, no fatal error). */
   ok: boolean;
+  /** Parts that failed ('c2c: ...'); the others were measured. */
+  errors: string[];
+  /** What stopped the whole run (lab, daemons), if anything. */
   error?: string;
   teredoAddress?: string;
   addressMs?: number;
   rtt?: { sent: number; received: number; medianMs: number; avgMs: number; samplesMs: number[] };
   tcp?: TcpResult;
   udp: UdpResult[];
+  udpSearch?: UdpSearch;
+  c2c?: { address2: string; rtt?: NonNullable<RunResult['rtt']>; tcp?: TcpResult };
+  rs?: RsResult;
+  rss: RssPoint[];
   startedAt: string;
   /** The lab's namespace prefix (t6-xxxxxx-). */
   labPrefix?: string;
@@ -124,6 +187,12 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       json: { type: 'string' },
       impl: { type: 'string', default: IMPLS.join(',') },
       rates: { type: 'string', default: '20000,40000' },
+      profile: { type: 'string' },
+      skip: { type: 'string', default: '' },
+      'search-start': { type: 'string', default: '40000' },
+      'search-duration': { type: 'string', default: '4' },
+      'rs-duration': { type: 'string', default: '5' },
+      fill: { type: 'string', default: '100000,1000000' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -131,7 +200,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   if (values.help) {
     process.stdout.write(
       'usage: node dist/bench/teredo.js [--runs N] [--duration S] [--json FILE] [--impl transit6,miredo] [--rates PPS,PPS]\n' +
-        '  defaults: --runs 1 --duration 5 --rates 20000,40000 --json bench/results/teredo-<time>.json\n',
+        '         [--search-start PPS] [--search-duration S] [--rs-duration S] [--fill N,N] [--skip PART,...] [--profile DIR]\n' +
+        '  defaults: --runs 1 --duration 5 --rates 20000,40000 --search-start 40000 --search-duration 4 --rs-duration 5\n' +
+        '            --fill 100000,1000000 --json bench/results/teredo-<time>.json; parts: rtt, tcp, udp, search, c2c, rs, rss\n' +
+        '       node dist/bench/teredo.js --summarize FILE   (the table again from a JSON report)\n',
     );
     process.exit(0);
   }
@@ -142,6 +214,15 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     jsonPath: resolve(values.json ?? join(REPO_ROOT, 'bench', 'results', `teredo-${stamp}.json`)),
     impls: parseList(values.impl!, IMPLS, 'implementation'),
     rates: values.rates!.split(',').map((x) => positiveInt(x.trim(), '--rates')),
+    ...(values.profile !== undefined ? { profileDir: resolve(values.profile) } : {}),
+    skip: new Set(values.skip!.split(',').map((x) => x.trim()).filter((x) => x !== '').map((x) => {
+      if (!(PARTS as readonly string[]).includes(x)) throw new Error(`--skip: unknown part '${x}' (${PARTS.join(', ')})`);
+      return x;
+    })),
+    searchStart: positiveInt(values['search-start']!, '--search-start'),
+    searchDurationS: positiveInt(values['search-duration']!, '--search-duration'),
+    rsDurationS: positiveInt(values['rs-duration']!, '--rs-duration'),
+    fill: values.fill!.split(',').map((x) => positiveInt(x.trim(), '--fill')).sort((a, b) => a - b),
   };
 }
 
@@ -232,17 +313,21 @@ function cpuShare(a: CpuSnapshot, b: CpuSnapshot): CpuShare {
 // Daemons
 
 interface Started {
+  impl: Impl;
+  server: ManagedProcess;
   relay: ManagedProcess;
   client: ManagedProcess;
   teredoAddress: string;
   addressMs: number;
+  client2?: ManagedProcess;
+  teredoAddress2?: string;
 }
 
 /** Polls `ip -6 addr` on the client's tunnel every 10 ms until a Teredo address is there. */
-async function waitTeredoAddress(lab: Lab, client: ManagedProcess, t0: number): Promise<{ address: string; ms: number }> {
+async function waitTeredoAddress(lab: Lab, client: ManagedProcess, t0: number, ns: string = CLIENT): Promise<{ address: string; ms: number }> {
   const deadline = t0 + ADDRESS_TIMEOUT_MS;
   for (;;) {
-    const addr = (await globalIpv6Addresses(lab, CLIENT, LAB_TEREDO_IFACE)).find((a) => a.startsWith(TEREDO_PREFIX));
+    const addr = (await globalIpv6Addresses(lab, ns, LAB_TEREDO_IFACE)).find((a) => a.startsWith(TEREDO_PREFIX));
     const t = now();
     if (addr) return { address: addr, ms: t - t0 };
     if (!client.running) throw new Error(`the client in ${client.ns} exited before it had a Teredo address; log ${client.logPath}:\n${logTail(client)}`);
@@ -255,21 +340,32 @@ function logTail(p: ManagedProcess, lines = 12): string {
   return p.log().trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-async function startTransit6(lab: Lab, t: TeredoTopology): Promise<Started> {
-  const server = lab.spawn('tserver', 'server', process.execPath, [TRANSIT6_BIN, ...serverArgs(t)]);
-  const relay = lab.spawn('relay', 'relay', process.execPath, [TRANSIT6_BIN, ...relayArgs(t)]);
+/** Node's flags for a transit6 daemon: with --profile, a CPU profile written when it exits (as nobody: dir is 0777). */
+function nodeArgs(o: BenchOptions, name: string): string[] {
+  return o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
+}
+
+async function startTransit6(lab: Lab, t: TeredoTopology, o: BenchOptions): Promise<Started> {
+  const server = lab.spawn('tserver', 'server', process.execPath, [...nodeArgs(o, 'server'), TRANSIT6_BIN, ...serverArgs(t)]);
+  const relay = lab.spawn('relay', 'relay', process.execPath, [...nodeArgs(o, 'relay'), TRANSIT6_BIN, ...relayArgs(t), '--max-peers', String(MIREDO_MAX_PEERS)]);
   await Promise.all([waitForDaemon(server, 'server'), waitForDaemon(relay, 'relay')]);
   const c = topologyClient(t, CLIENT);
   const t0 = now();
-  const client = lab.spawn(CLIENT, 'client', process.execPath, [TRANSIT6_BIN, ...clientArgs(t, c)]);
+  const client = lab.spawn(CLIENT, 'client', process.execPath, [...nodeArgs(o, 'client'), TRANSIT6_BIN, ...clientArgs(t, c)]);
   const a = await waitTeredoAddress(lab, client, t0);
-  return { relay, client, teredoAddress: a.address, addressMs: a.ms };
+  const started: Started = { impl: 'transit6', server, relay, client, teredoAddress: a.address, addressMs: a.ms };
+  if (!o.skip.has('c2c')) {
+    const c2 = topologyClient(t, CLIENT2);
+    started.client2 = lab.spawn(CLIENT2, 'client2', process.execPath, [TRANSIT6_BIN, ...clientArgs(t, c2)]);
+    started.teredoAddress2 = (await waitTeredoAddress(lab, started.client2, now(), CLIENT2)).address;
+  }
+  return started;
 }
 
-async function startMiredo(lab: Lab, t: TeredoTopology): Promise<Started> {
+async function startMiredo(lab: Lab, t: TeredoTopology, o: BenchOptions): Promise<Started> {
   const missing = missingMiredoFiles();
   if (missing.length > 0) throw new Error(`Miredo is not installed (missing ${missing.join(', ')}): run scripts/install-deps.sh`);
-  const [, relay] = await Promise.all([
+  const [server, relay] = await Promise.all([
     startMiredoServer(lab, 'tserver', { serverBindAddress: t.server.primary }, { name: 'miredo-server' }),
     startMiredoRelay(
       lab,
@@ -281,7 +377,13 @@ async function startMiredo(lab: Lab, t: TeredoTopology): Promise<Started> {
   const t0 = now();
   const client: MiredoDaemon = startMiredoClient(lab, CLIENT, { interfaceName: LAB_TEREDO_IFACE, serverAddress: t.server.primary }, { name: 'miredo-client' });
   const a = await waitTeredoAddress(lab, client.process, t0);
-  return { relay: relay.process, client: client.process, teredoAddress: a.address, addressMs: a.ms };
+  const started: Started = { impl: 'miredo', server: server.process, relay: relay.process, client: client.process, teredoAddress: a.address, addressMs: a.ms };
+  if (!o.skip.has('c2c')) {
+    const c2 = startMiredoClient(lab, CLIENT2, { interfaceName: LAB_TEREDO_IFACE, serverAddress: t.server.primary }, { name: 'miredo-client2' });
+    started.client2 = c2.process;
+    started.teredoAddress2 = (await waitTeredoAddress(lab, c2.process, now(), CLIENT2)).address;
+  }
+  return started;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -294,21 +396,21 @@ function median(xs: readonly number[]): number {
 }
 
 /** Pings v6host until one echo comes back: the relay path (and any peer state) is set up before RTT is measured. */
-async function warmUp(lab: Lab, target: string): Promise<void> {
+async function warmUp(lab: Lab, target: string, from: string = CLIENT): Promise<void> {
   const deadline = now() + 15_000;
   while (now() < deadline) {
-    const r = await lab.exec(CLIENT, 'ping', ['-6', '-n', '-c', '1', '-W', '1', target], { allowFailure: true, timeoutMs: 5000 });
+    const r = await lab.exec(from, 'ping', ['-6', '-n', '-c', '1', '-W', '1', target], { allowFailure: true, timeoutMs: 5000 });
     if (r.exitCode === 0) return;
     await sleep(100);
   }
-  throw new Error(`${target} did not answer a ping from ${CLIENT} within 15 s`);
+  throw new Error(`${target} did not answer a ping from ${from} within 15 s`);
 }
 
-async function measureRtt(lab: Lab, target: string): Promise<NonNullable<RunResult['rtt']>> {
-  const r = await lab.exec(CLIENT, 'ping', ['-6', '-n', '-c', '20', '-i', '0.05', '-W', '1', target], { allowFailure: true, timeoutMs: 30_000 });
+async function measureRtt(lab: Lab, target: string, from: string = CLIENT): Promise<NonNullable<RunResult['rtt']>> {
+  const r = await lab.exec(from, 'ping', ['-6', '-n', '-c', '20', '-i', '0.05', '-W', '1', target], { allowFailure: true, timeoutMs: 30_000 });
   const p = parsePing(r.stdout);
   const samples = p.replies.map((x) => x.ms);
-  if (samples.length === 0) throw new Error(`ping ${target} from ${CLIENT}: no replies\n${r.stdout}${r.stderr}`);
+  if (samples.length === 0) throw new Error(`ping ${target} from ${from}: no replies\n${r.stdout}${r.stderr}`);
   return {
     sent: p.sent,
     received: p.received,
@@ -332,21 +434,28 @@ interface IperfJson {
   end?: { sum?: IperfSum; sum_sent?: IperfSum; sum_received?: IperfSum };
 }
 
-/** One iperf3 test cli-prc → v6host with a fresh `iperf3 -s -1` in v6host; CPU sampled around the client run. */
-async function iperf(lab: Lab, t: TeredoTopology, d: Started, durationS: number, extra: readonly string[]): Promise<{ json: IperfJson; cpu: CpuShare }> {
-  const target = t.v6host.ipv6;
-  const srv = lab.spawn('v6host', `iperf3-s-${Date.now()}`, 'iperf3', ['-s', '-1', '-B', target, '-p', String(IPERF_PORT)]);
+/** Where an iperf3 test runs: client namespace, server namespace and the address the server binds. */
+interface IperfPath {
+  from: string;
+  serverNs: string;
+  target: string;
+}
+
+/** One iperf3 test (default cli-prc → v6host) with a fresh `iperf3 -s -1`; CPU sampled around the client run. */
+async function iperf(lab: Lab, path: IperfPath, d: Started, durationS: number, extra: readonly string[]): Promise<{ json: IperfJson; cpu: CpuShare }> {
+  const { target, serverNs, from } = path;
+  const srv = lab.spawn(serverNs, `iperf3-s-${Date.now()}`, 'iperf3', ['-s', '-1', '-B', target, '-p', String(IPERF_PORT)]);
   try {
     const deadline = now() + 5000;
     for (;;) {
-      const r = await lab.exec('v6host', 'ss', ['-H', '-t', '-l', '-n'], { allowFailure: true });
+      const r = await lab.exec(serverNs, 'ss', ['-H', '-t', '-l', '-n'], { allowFailure: true });
       if (r.stdout.includes(`:${IPERF_PORT} `) || r.stdout.includes(`:${IPERF_PORT}\t`)) break;
       if (!srv.running) throw new Error(`iperf3 -s exited at start:\n${logTail(srv)}`);
-      if (now() > deadline) throw new Error(`iperf3 -s in v6host not listening within 5 s:\n${logTail(srv)}`);
+      if (now() > deadline) throw new Error(`iperf3 -s in ${serverNs} not listening within 5 s:\n${logTail(srv)}`);
       await sleep(20);
     }
     const before = cpuSnapshot(d.relay.pid, d.client.pid);
-    const r = await lab.exec(CLIENT, 'iperf3', ['-c', target, '-p', String(IPERF_PORT), '-t', String(durationS), '-J', '-6', ...extra], {
+    const r = await lab.exec(from, 'iperf3', ['-c', target, '-p', String(IPERF_PORT), '-t', String(durationS), '-J', '-6', ...extra], {
       allowFailure: true,
       timeoutMs: (durationS + 30) * 1000,
     });
@@ -372,15 +481,19 @@ function endSums(json: IperfJson): IperfEnd {
   return { ...(e.sum ? { sum: e.sum } : {}), ...(e.sum_sent ? { sum_sent: e.sum_sent } : {}), ...(e.sum_received ? { sum_received: e.sum_received } : {}) };
 }
 
-async function measureTcp(lab: Lab, t: TeredoTopology, d: Started, durationS: number): Promise<TcpResult> {
-  const { json, cpu } = await iperf(lab, t, d, durationS, []);
+function v6hostPath(t: TeredoTopology): IperfPath {
+  return { from: CLIENT, serverNs: 'v6host', target: t.v6host.ipv6 };
+}
+
+async function measureTcp(lab: Lab, path: IperfPath, d: Started, durationS: number): Promise<TcpResult> {
+  const { json, cpu } = await iperf(lab, path, d, durationS, []);
   const rx = json.end?.sum_received;
   if (rx?.bits_per_second === undefined) throw new Error('iperf3 TCP: no end.sum_received.bits_per_second');
   return { mbps: rx.bits_per_second / 1e6, retransmits: json.end?.sum_sent?.retransmits ?? null, ...cpu, iperfEnd: endSums(json) };
 }
 
 async function measureUdp(lab: Lab, t: TeredoTopology, d: Started, durationS: number, pps: number): Promise<UdpResult> {
-  const { json, cpu } = await iperf(lab, t, d, durationS, ['-u', '-l', '64', '-b', String(pps * 512)]);
+  const { json, cpu } = await iperf(lab, v6hostPath(t), d, durationS, ['-u', '-l', '64', '-b', String(pps * 512)]);
   // iperf3 3.12 puts the receiver's counts in end.sum; newer versions also in end.sum_received.
   const candidates = [json.end?.sum_received, json.end?.sum];
   const s = candidates.find((x) => x?.packets !== undefined && x.lost_packets !== undefined);
@@ -400,32 +513,206 @@ async function measureUdp(lab: Lab, t: TeredoTopology, d: Started, durationS: nu
   };
 }
 
+const LOSS_LIMIT_PCT = 0.1;
+const step = (pps: number): number => Math.round((pps * 1.25) / 1000) * 1000;
+
+/** The highest 64-byte rate with < 0.1 % loss: x1.25 steps up from `start` until a probe loses, then bisect twice. */
+async function searchUdp(lab: Lab, t: TeredoTopology, d: Started, o: BenchOptions, say: (m: string) => void): Promise<UdpSearch> {
+  const probes: UdpSearch['probes'] = [];
+  const probe = async (pps: number): Promise<boolean> => {
+    const u = await measureUdp(lab, t, d, o.searchDurationS, pps);
+    probes.push({ ratePps: pps, deliveredPps: u.deliveredPps, lossPct: u.lossPct, relayPct: u.relayPct, clientPct: u.clientPct });
+    say(`    probe ${pps} pps: ${u.lossPct.toFixed(3)} % loss`);
+    return u.lossPct < LOSS_LIMIT_PCT;
+  };
+  // Bracket: up x1.25 while lossless; if the start already loses, down /2 until a rate is lossless (or 1k pps).
+  let good = 0;
+  let bad = 0;
+  if (await probe(o.searchStart)) {
+    good = o.searchStart;
+    for (let pps = step(good); pps <= 2_000_000; pps = step(pps)) {
+      if (await probe(pps)) good = pps;
+      else {
+        bad = pps;
+        break;
+      }
+    }
+  } else {
+    bad = o.searchStart;
+    for (let pps = Math.round(bad / 2000) * 1000; pps >= 1000; pps = Math.round(pps / 2000) * 1000) {
+      if (await probe(pps)) {
+        good = pps;
+        break;
+      }
+      bad = pps;
+    }
+  }
+  // Then bisect twice between the last lossless and the first lossy rate.
+  for (let i = 0; i < 2 && good > 0 && bad - good > 2000; i++) {
+    const mid = Math.round((good + bad) / 2000) * 1000;
+    if (await probe(mid)) good = mid;
+    else bad = mid;
+  }
+  const best = probes.filter((p) => p.ratePps === good).at(-1);
+  return { bestPps: good, bestDeliveredPps: best?.deliveredPps ?? 0, probes };
+}
+
+/** VmRSS and VmHWM (KiB) summed over a process and its descendants. */
+function treeMemory(pid: number): { rssKiB: number; hwmKiB: number } {
+  const table = readProcTable();
+  const pids: number[] = [];
+  const todo = [pid];
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    pids.push(p);
+    for (const [c, s] of table) if (s.ppid === p) todo.push(c);
+  }
+  let rssKiB = 0;
+  let hwmKiB = 0;
+  for (const p of pids) {
+    try {
+      const st = readFileSync(`/proc/${p}/status`, 'utf8');
+      rssKiB += Number(/VmRSS:\s+(\d+)/.exec(st)?.[1] ?? 0);
+      hwmKiB += Number(/VmHWM:\s+(\d+)/.exec(st)?.[1] ?? 0);
+    } catch {
+      // exited
+    }
+  }
+  return { rssKiB, hwmKiB };
+}
+
+/** Fill pace, below what either relay sustains here while also bubbling and expiring the earlier entries (Miredo keeps an entry 30 s). */
+const FILL_PPS = 25_000;
+
+const LOAD_BIN = fileURLToPath(new URL('./load.js', import.meta.url));
+
+async function runLoad(lab: Lab, ns: string, args: string[], timeoutMs: number): Promise<Record<string, unknown>> {
+  const r = await lab.exec(ns, process.execPath, [LOAD_BIN, ...args], { allowFailure: true, timeoutMs });
+  if (r.exitCode !== 0) throw new Error(`bench/load ${args[0]} in ${ns}: exit ${String(r.exitCode)}: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
+
+/** The server at saturation: RS from inet as fast as the load generator goes, RAs counted. */
+async function measureRs(lab: Lab, t: TeredoTopology, d: Started, o: BenchOptions): Promise<RsResult> {
+  const table0 = readProcTable();
+  const t0 = now();
+  const before = treeTicks(table0, d.server.pid);
+  const raw = await runLoad(lab, 'inet', ['rs', '--server', t.server.primary, '--duration', String(o.rsDurationS)], (o.rsDurationS + 30) * 1000);
+  const after = treeTicks(readProcTable(), d.server.pid);
+  const wallS = (now() - t0) / 1000;
+  if (d.impl === 'transit6') raw.serverStats = await showJson(lab.ns('tserver'), 'stats', 'server').catch((e: unknown) => String(e));
+  return {
+    sent: Number(raw.sent),
+    answered: Number(raw.answered),
+    seconds: Number(raw.seconds),
+    answeredPerS: Number(raw.answeredPerS),
+    sentPerS: Number(raw.sentPerS),
+    serverPct: (100 * (after - before)) / CLK_TCK / wallS,
+    raw,
+  };
+}
+
+async function tunCounters(lab: Lab): Promise<{ tx: number; dropped: number }> {
+  const r = await lab.exec('relay', 'ip', ['-s', '-j', 'link', 'show', 'dev', LAB_TEREDO_IFACE], { allowFailure: true });
+  try {
+    const j = JSON.parse(r.stdout) as { stats64?: { tx?: { packets?: number; dropped?: number } } }[];
+    return { tx: j[0]?.stats64?.tx?.packets ?? 0, dropped: j[0]?.stats64?.tx?.dropped ?? 0 };
+  } catch {
+    return { tx: 0, dropped: 0 };
+  }
+}
+
+/** Peer entries: native packets from v6host to N distinct Teredo addresses, then the relay's memory. */
+async function measureRss(lab: Lab, t: TeredoTopology, d: Started, impl: Impl, o: BenchOptions, say: (m: string) => void): Promise<RssPoint[]> {
+  const out: RssPoint[] = [];
+  let done = 0;
+  // A deeper tunnel queue for both implementations (Miredo's is 500): the fill measures memory, not burst loss.
+  await lab.ip('relay', ['link', 'set', 'dev', LAB_TEREDO_IFACE, 'txqueuelen', '10000']);
+  for (const target of o.fill) {
+    const count = target - done;
+    if (count <= 0) continue;
+    const c0 = await tunCounters(lab);
+    const fill = await runLoad(lab, 'v6host', ['fill', '--server', t.server.primary, '--start', String(done), '--count', String(count), '--pps', String(FILL_PPS)], 600_000);
+    done = target;
+    await sleep(1000); // let the relay finish reading its queue
+    const c1 = await tunCounters(lab);
+    let tablePeers: number | null = null;
+    if (impl === 'transit6') {
+      const st = await showJson<{ peers?: number }>(lab.ns('relay'), 'stats', 'relay').catch(() => undefined);
+      tablePeers = typeof st?.peers === 'number' ? st.peers : null;
+    }
+    const mem = treeMemory(d.relay.pid);
+    out.push({ destinations: target, ...mem, tablePeers, tunTx: c1.tx - c0.tx, tunDropped: c1.dropped - c0.dropped, fill });
+    say(`  ${impl}: ${target} peers: relay RSS ${(mem.rssKiB / 1024).toFixed(0)} MiB (peak ${(mem.hwmKiB / 1024).toFixed(0)} MiB), table ${tablePeers ?? '?'}, tun ${c1.tx - c0.tx} in / ${c1.dropped - c0.dropped} dropped`);
+    if (!d.relay.running) throw new Error('the relay exited during the peer fill');
+  }
+  return out;
+}
+
 /** Builds a lab, starts one implementation, measures, tears everything down (also on failure). */
 async function benchOne(impl: Impl, run: number, o: BenchOptions, say: (m: string) => void): Promise<RunResult> {
-  const result: RunResult = { impl, run, ok: false, udp: [], startedAt: new Date().toISOString() };
+  const result: RunResult = { impl, run, ok: false, errors: [], udp: [], rss: [], startedAt: new Date().toISOString() };
   const w0 = now();
   let lab: Lab | undefined;
   try {
-    const built = await buildTeredoTopology({ clients: [CLIENT] });
+    const built = await buildTeredoTopology({ clients: o.skip.has('c2c') ? [CLIENT] : [CLIENT, CLIENT2] });
     lab = built.lab;
     result.labPrefix = lab.prefix;
     const t = built.topology;
-    say(`  ${impl}: lab ${lab.prefix} built; starting server, relay and client`);
-    const d = impl === 'transit6' ? await startTransit6(lab, t) : await startMiredo(lab, t);
+    say(`  ${impl}: lab ${lab.prefix} built; starting server, relay and client(s)`);
+    const d = impl === 'transit6' ? await startTransit6(lab, t, o) : await startMiredo(lab, t, o);
     result.teredoAddress = d.teredoAddress;
     result.addressMs = d.addressMs;
     say(`  ${impl}: ${d.teredoAddress} after ${d.addressMs.toFixed(0)} ms`);
-    await warmUp(lab, t.v6host.ipv6);
-    result.rtt = await measureRtt(lab, t.v6host.ipv6);
-    say(`  ${impl}: RTT median ${result.rtt.medianMs.toFixed(3)} ms (${result.rtt.received}/${result.rtt.sent})`);
-    result.tcp = await measureTcp(lab, t, d, o.durationS);
-    say(`  ${impl}: TCP ${result.tcp.mbps.toFixed(1)} Mbit/s, relay ${result.tcp.relayPct.toFixed(1)} %, client ${result.tcp.clientPct.toFixed(1)} %`);
-    for (const pps of o.rates) {
-      const u = await measureUdp(lab, t, d, o.durationS, pps);
-      result.udp.push(u);
-      say(`  ${impl}: UDP64 @${pps}: ${u.deliveredPps.toFixed(0)} pps delivered, ${u.lossPct.toFixed(2)} % loss, relay ${u.relayPct.toFixed(1)} %`);
-    }
-    result.ok = true;
+    // Each part on its own: one that fails (say, Miredo's client-to-client ping) is recorded and the rest go on.
+    const part = async (name: string, fn: () => Promise<void>): Promise<void> => {
+      if (o.skip.has(name)) return;
+      try {
+        await fn();
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        result.errors.push(`${name}: ${msg}`);
+        say(`  ${impl}: ${name} FAILED: ${msg.split('\n')[0]}`);
+        if (!d.relay.running || !d.client.running) throw new Error(`a daemon exited during ${name}`);
+      }
+    };
+    await part('rtt', async () => {
+      await warmUp(lab!, t.v6host.ipv6);
+      result.rtt = await measureRtt(lab!, t.v6host.ipv6);
+      say(`  ${impl}: RTT median ${result.rtt.medianMs.toFixed(3)} ms (${result.rtt.received}/${result.rtt.sent})`);
+    });
+    await part('tcp', async () => {
+      result.tcp = await measureTcp(lab!, v6hostPath(t), d, o.durationS);
+      say(`  ${impl}: TCP ${result.tcp.mbps.toFixed(1)} Mbit/s, relay ${result.tcp.relayPct.toFixed(1)} %, client ${result.tcp.clientPct.toFixed(1)} %`);
+    });
+    await part('udp', async () => {
+      for (const pps of o.rates) {
+        const u = await measureUdp(lab!, t, d, o.durationS, pps);
+        result.udp.push(u);
+        say(`  ${impl}: UDP64 @${pps}: ${u.deliveredPps.toFixed(0)} pps delivered, ${u.lossPct.toFixed(2)} % loss, relay ${u.relayPct.toFixed(1)} %, client ${u.clientPct.toFixed(1)} %`);
+      }
+    });
+    await part('search', async () => {
+      result.udpSearch = await searchUdp(lab!, t, d, o, say);
+      say(`  ${impl}: UDP64 highest rate with < ${LOSS_LIMIT_PCT} % loss: ${result.udpSearch.bestPps} pps`);
+    });
+    await part('c2c', async () => {
+      const a2 = d.teredoAddress2;
+      if (!a2) throw new Error('no second client');
+      result.c2c = { address2: a2 };
+      await warmUp(lab!, a2);
+      result.c2c.rtt = await measureRtt(lab!, a2);
+      if (!o.skip.has('tcp')) result.c2c.tcp = await measureTcp(lab!, { from: CLIENT, serverNs: CLIENT2, target: a2 }, d, o.durationS);
+      say(`  ${impl}: client<->client RTT ${result.c2c.rtt.medianMs.toFixed(3)} ms, TCP ${result.c2c.tcp?.mbps.toFixed(1) ?? '-'} Mbit/s`);
+    });
+    await part('rs', async () => {
+      result.rs = await measureRs(lab!, t, d, o);
+      say(`  ${impl}: server ${result.rs.answeredPerS.toFixed(0)} RS answered/s (${result.rs.sentPerS.toFixed(0)} sent/s), server CPU ${result.rs.serverPct.toFixed(1)} %`);
+    });
+    await part('rss', async () => {
+      result.rss = await measureRss(lab!, t, d, impl, o, say);
+    });
+    result.ok = result.errors.length === 0;
   } catch (e) {
     result.error = e instanceof Error ? e.message : String(e);
     say(`  ${impl}: FAILED: ${result.error.split('\n')[0]}`);
@@ -453,10 +740,11 @@ interface Metric {
   get: (r: RunResult) => number | undefined;
 }
 
-export function metrics(rates: readonly number[]): Metric[] {
+export function metrics(rates: readonly number[], fill: readonly number[] = []): Metric[] {
   const udp = (r: RunResult, pps: number): UdpResult | undefined => r.udp.find((u) => u.ratePps === pps);
+  const per1k = (pct: number | undefined, pps: number | undefined): number | undefined => (pct === undefined || !pps ? undefined : pct / (pps / 1000));
   const list: Metric[] = [
-    { name: 'time to Teredo address (ms)', better: 'lower', digits: 0, get: (r) => r.addressMs },
+    { name: 'time to qualified, address on the interface (ms)', better: 'lower', digits: 0, get: (r) => r.addressMs },
     { name: 'RTT median (ms)', better: 'lower', digits: 3, get: (r) => r.rtt?.medianMs },
     { name: 'RTT mean (ms)', better: 'lower', digits: 3, get: (r) => r.rtt?.avgMs },
     { name: 'TCP throughput (Mbit/s)', better: 'higher', digits: 1, get: (r) => r.tcp?.mbps },
@@ -464,13 +752,34 @@ export function metrics(rates: readonly number[]): Metric[] {
     { name: 'TCP relay CPU (% core)', better: 'lower', digits: 1, get: (r) => r.tcp?.relayPct },
     { name: 'TCP client CPU (% core)', better: 'lower', digits: 1, get: (r) => r.tcp?.clientPct },
     { name: 'TCP machine busy (%)', better: 'lower', digits: 1, get: (r) => r.tcp?.machinePct },
+    { name: 'UDP64 highest rate with <0.1 % loss (pps)', better: 'higher', digits: 0, get: (r) => r.udpSearch?.bestPps },
   ];
   for (const pps of rates) {
     list.push(
       { name: `UDP64 @${pps} delivered (pps)`, better: 'higher', digits: 0, get: (r) => udp(r, pps)?.deliveredPps },
       { name: `UDP64 @${pps} loss (%)`, better: 'lower', digits: 2, get: (r) => udp(r, pps)?.lossPct },
-      { name: `UDP64 @${pps} relay CPU (% core)`, better: 'lower', digits: 1, get: (r) => udp(r, pps)?.relayPct },
-      { name: `UDP64 @${pps} client CPU (% core)`, better: 'lower', digits: 1, get: (r) => udp(r, pps)?.clientPct },
+      { name: `UDP64 @${pps} relay CPU per 1k pps (% core)`, better: 'lower', digits: 2, get: (r) => per1k(udp(r, pps)?.relayPct, udp(r, pps)?.deliveredPps) },
+      { name: `UDP64 @${pps} client CPU per 1k pps (% core)`, better: 'lower', digits: 2, get: (r) => per1k(udp(r, pps)?.clientPct, udp(r, pps)?.deliveredPps) },
+    );
+  }
+  list.push(
+    { name: 'client<->client RTT median (ms)', better: 'lower', digits: 3, get: (r) => r.c2c?.rtt?.medianMs },
+    { name: 'client<->client TCP (Mbit/s)', better: 'higher', digits: 1, get: (r) => r.c2c?.tcp?.mbps },
+    { name: 'server RS answered per second', better: 'higher', digits: 0, get: (r) => r.rs?.answeredPerS },
+    { name: 'server CPU at saturation (% core)', better: 'lower', digits: 1, get: (r) => r.rs?.serverPct },
+  );
+  for (const n of fill) {
+    const point = (r: RunResult): RssPoint | undefined => r.rss.find((x) => x.destinations === n);
+    const label = n % 1_000_000 === 0 ? `${n / 1_000_000}M` : n % 1000 === 0 ? `${n / 1000}k` : String(n);
+    const readSoFar = (r: RunResult): number | undefined => {
+      const pts = r.rss.filter((x) => x.destinations <= n);
+      return pts.length === 0 ? undefined : pts.reduce((a, x) => a + x.tunTx, 0);
+    };
+    list.push(
+      { name: `relay RSS after ${label} destinations (MiB)`, better: 'lower', digits: 0, get: (r) => (point(r) ? point(r)!.rssKiB / 1024 : undefined) },
+      { name: `relay peak RSS after ${label} destinations (MiB)`, better: 'lower', digits: 0, get: (r) => (point(r) ? point(r)!.hwmKiB / 1024 : undefined) },
+      { name: `  of ${label}: packets the relay read (rest dropped at its tunnel queue)`, better: 'higher', digits: 0, get: readSoFar },
+      { name: `  of ${label}: entries in the peer table (transit6 only)`, better: 'higher', digits: 0, get: (r) => point(r)?.tablePeers ?? undefined },
     );
   }
   return list;
@@ -485,11 +794,12 @@ export interface SummaryRow {
   ratio: number | null;
 }
 
-export function summarize(results: readonly RunResult[], rates: readonly number[], impls: readonly Impl[]): SummaryRow[] {
-  return metrics(rates).map((m) => {
+export function summarize(results: readonly RunResult[], rates: readonly number[], impls: readonly Impl[], fill: readonly number[] = []): SummaryRow[] {
+  return metrics(rates, fill).map((m) => {
     const row: SummaryRow = { metric: m.name, better: m.better, median: {}, perRun: {}, ratio: null };
     for (const impl of impls) {
-      const xs = results.filter((r) => r.impl === impl && r.ok).map(m.get).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      // Partial runs count for the parts they measured (RunResult.errors lists the others).
+      const xs = results.filter((r) => r.impl === impl).map(m.get).filter((x): x is number => x !== undefined && Number.isFinite(x));
       row.perRun[impl] = xs;
       if (xs.length > 0) row.median[impl] = median(xs);
     }
@@ -500,8 +810,8 @@ export function summarize(results: readonly RunResult[], rates: readonly number[
   });
 }
 
-function formatTable(rows: readonly SummaryRow[], rates: readonly number[]): string {
-  const digits = new Map(metrics(rates).map((m) => [m.name, m.digits]));
+export function formatTable(rows: readonly SummaryRow[], rates: readonly number[], fill: readonly number[] = []): string {
+  const digits = new Map(metrics(rates, fill).map((m) => [m.name, m.digits]));
   const fmt = (x: number | undefined, d: number): string => (x === undefined ? '-' : x.toFixed(d));
   const header = ['metric', 'transit6', 'Miredo', 'ratio', 'better'];
   const body = rows.map((r) => [
@@ -537,13 +847,34 @@ function describeCpu(): string {
   }
 }
 
+/** `--summarize FILE`: the table again from a JSON report (runs, rates and fill as recorded). */
+function summarizeFile(path: string): number {
+  const report = JSON.parse(readFileSync(path, 'utf8')) as { options: { rates: number[]; impls: Impl[]; fill?: number[]; skip?: string[]; runs: number; durationS: number }; runs: RunResult[] };
+  const { rates, impls } = report.options;
+  const fill = report.options.skip?.includes('rss') ? [] : (report.options.fill ?? []);
+  const runs = report.runs.map((r) => ({ ...r, errors: r.errors ?? [], rss: r.rss ?? [] }));
+  process.stdout.write(`Teredo: transit6 vs Miredo, median of ${report.options.runs} run(s), ${report.options.durationS} s per traffic test (ratio = transit6 / Miredo)\n`);
+  process.stdout.write(`${formatTable(summarize(runs, rates, impls, fill), rates, fill)}\n`);
+  for (const f of runs.filter((r) => !r.ok)) process.stdout.write(`\npartial ${f.impl} run ${f.run}: ${[...f.errors, ...(f.error ? [f.error] : [])].map((e) => e.split('\n')[0]).join('; ')}\n`);
+  return 0;
+}
+
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   const say = (m: string): void => {
     process.stderr.write(`${m}\n`);
   };
+  const si = argv.indexOf('--summarize');
+  if (si >= 0) {
+    if (argv[si + 1] === undefined) throw new Error('--summarize needs a JSON file');
+    return summarizeFile(argv[si + 1]!);
+  }
   const o = parseBenchArgs(argv);
   if (process.getuid?.() !== 0) throw new Error('the benchmark builds network namespaces: run it as root (sudo npm run bench)');
   ensureIperf3(say);
+  if (o.profileDir) {
+    mkdirSync(o.profileDir, { recursive: true });
+    chmodSync(o.profileDir, 0o777);
+  }
   installCleanupHandlers();
   // installCleanupHandlers tears the live lab down and exits on these signals; meanwhile start nothing new.
   let interrupted = false;
@@ -564,7 +895,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       results.push(await benchOne(impl, run, o, say));
     }
   }
-  const rows = summarize(results, o.rates, o.impls);
+  const fill = o.skip.has('rss') ? [] : o.fill;
+  const rows = summarize(results, o.rates, o.impls, fill);
   // Every lab was destroyed after its measurement: check that none of its namespaces is left.
   const prefixes = results.map((r) => r.labPrefix).filter((p): p is string => p !== undefined);
   const leftovers = (await listNamespaces().catch(() => [] as string[])).filter((n) => prefixes.some((p) => n.startsWith(p)));
@@ -573,7 +905,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     date: new Date().toISOString(),
     machine: { cpus: describeCpu(), kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), node: process.version },
     iperf3: spawnSync('iperf3', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? '?',
-    options: { runs: o.runs, durationS: o.durationS, impls: o.impls, rates: o.rates },
+    options: { runs: o.runs, durationS: o.durationS, impls: o.impls, rates: o.rates, skip: [...o.skip], searchStart: o.searchStart, searchDurationS: o.searchDurationS, rsDurationS: o.rsDurationS, fill: o.fill },
+    command: process.argv.slice(1).join(' '),
     path: `${CLIENT} (port-restricted NAT) -> relay 198.51.100.17:${LAB_RELAY_PORT} -> v6host 2001:db8:1::10`,
     wallS: (now() - t0) / 1000,
     leftoverNamespaces: leftovers,
@@ -583,9 +916,9 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   mkdirSync(dirname(o.jsonPath), { recursive: true });
   writeFileSync(o.jsonPath, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`\nTeredo: transit6 vs Miredo, median of ${o.runs} run(s), ${o.durationS} s per traffic test (ratio = transit6 / Miredo)\n`);
-  process.stdout.write(`${formatTable(rows, o.rates)}\n`);
+  process.stdout.write(`${formatTable(rows, o.rates, fill)}\n`);
   const failed = results.filter((r) => !r.ok);
-  for (const f of failed) process.stdout.write(`\nFAILED ${f.impl} run ${f.run}: ${f.error ?? '?'}\n`);
+  for (const f of failed) process.stdout.write(`\nFAILED ${f.impl} run ${f.run}: ${[...f.errors, ...(f.error ? [f.error] : [])].map((e) => e.split('\n')[0]).join('; ')}\n`);
   if (leftovers.length > 0) process.stdout.write(`\nLEFT OVER namespaces: ${leftovers.join(' ')}\n`);
   process.stdout.write(`\nraw numbers: ${o.jsonPath}\n`);
   return failed.length > 0 || leftovers.length > 0 ? 1 : 0;

@@ -179,6 +179,7 @@ static const char *typed_name(napi_typedarray_type t) {
     case napi_uint8_array: return "Uint8Array";
     case napi_uint16_array: return "Uint16Array";
     case napi_uint32_array: return "Uint32Array";
+    case napi_int32_array: return "Int32Array";
     default: return "typed array";
   }
 }
@@ -425,6 +426,55 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return make_int(env, -1);
     return make_int(env, -errno);
   }
+}
+
+/* tunWriteBatch(fd, arena, offsets, lengths, count, results) -> packets written.
+ * Packet i is arena[offsets[i] .. offsets[i]+lengths[i]); each is its own write() (a TUN write is one packet;
+ * writev of several would deliver only the first). results[i] (Int32Array) gets the bytes written or -errno
+ * (EAGAIN included, as -EAGAIN). One JS->C transition for the whole batch. */
+static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (get_args(env, info, 6, argv, "tunWriteBatch")) return NULL;
+  int fd;
+  int64_t count;
+  uint8_t *arena;
+  uint32_t *offs, *lens;
+  int32_t *res;
+  size_t arena_len, offs_len, lens_len, res_len;
+  if (get_fd(env, argv[0], &fd) ||
+      get_typed(env, argv[1], "arena", napi_uint8_array, 0, (void **)&arena, &arena_len) ||
+      get_typed(env, argv[2], "offsets", napi_uint32_array, 0, (void **)&offs, &offs_len) ||
+      get_typed(env, argv[3], "lengths", napi_uint32_array, 0, (void **)&lens, &lens_len) ||
+      get_int(env, argv[4], "count", 0, MAX_PACKETS, &count) ||
+      get_typed(env, argv[5], "results", napi_int32_array, 0, (void **)&res, &res_len))
+    return NULL;
+  size_t c = (size_t)count;
+  if (offs_len < c || lens_len < c || res_len < c) {
+    throw_range(env, "tunWriteBatch: count %lld exceeds the length of offsets/lengths/results", (long long)count);
+    return NULL;
+  }
+  for (size_t i = 0; i < c; i++) {
+    if ((uint64_t)offs[i] + (uint64_t)lens[i] > arena_len) {
+      throw_range(env, "tunWriteBatch: packet %zu (offset %u, length %u) exceeds the arena of %zu bytes", i, offs[i],
+                  lens[i], arena_len);
+      return NULL;
+    }
+  }
+  int64_t ok = 0;
+  for (size_t i = 0; i < c; i++) {
+    for (;;) {
+      ssize_t r = write(fd, arena + offs[i], lens[i]);
+      if (r >= 0) {
+        res[i] = (int32_t)r;
+        ok++;
+        break;
+      }
+      if (errno == EINTR) continue;
+      res[i] = -errno;
+      break;
+    }
+  }
+  return make_int(env, ok);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -1189,7 +1239,7 @@ static napi_value init(napi_env env, napi_value exports) {
   }
   napi_property_descriptor props[] = {
 #define FN(js, c) {js, NULL, c, NULL, NULL, NULL, napi_enumerable, NULL}
-    FN("tunOpen", tun_open),         FN("tunReadBatch", tun_read_batch), FN("tunWrite", tun_write),
+    FN("tunOpen", tun_open),         FN("tunReadBatch", tun_read_batch), FN("tunWrite", tun_write), FN("tunWriteBatch", tun_write_batch),
     FN("udpOpen", udp_open),         FN("udpRecvBatch", udp_recv_batch), FN("udpSendBatch", udp_send_batch),
     FN("rawOpen", raw_open),         FN("rawSend", raw_send),            FN("rawRecvBatch", raw_recv_batch),
     FN("pollStart", poll_start),     FN("pollUpdate", poll_update),      FN("pollRef", poll_ref),

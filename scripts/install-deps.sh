@@ -16,8 +16,9 @@
 #               tests; installed under the same policy-rc.d, so that no radvd starts in the root namespace
 #   6tunnel     the TCP proxy the PortProxy benchmark (bench/portproxy.ts) runs beside transit6 portproxy and socat;
 #               no service of its own, only ever started by the benchmark on loopback
+#   iperf3      the benchmarks (npm run bench, npm run bench:portproxy): TCP and 64-byte UDP, run as `iperf3 -s -1`
 set -euo pipefail
-packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat 6tunnel)
+packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat 6tunnel iperf3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,6 +29,7 @@ import { applyIfaceCommand, toIfaceCommand } from './iface.js';
 import { loadNative } from './native.js';
 import { PrivilegedHelper } from './privclient.js';
 import { TunDevice } from './tun.js';
+import { ClientFastPath, RelayFastPath } from '../teredo/fastpath.js';
 import { UdpBatchSocket } from './udp.js';
 import { createLogger, type Logger } from './log.js';
 import { MetricsServer, metricsText } from './metrics.js';
@@ -46,21 +47,36 @@ interface Hooks {
   onState: (a: StateAction, ctx: { address?: Uint8Array; server?: string }) => void;
 }
 
-/** The OS CSPRNG behind the cores' Rng interface. */
+/**
+ * The OS CSPRNG behind the cores' Rng interface, drawn 4 KiB at a time: a relay takes 4 random bytes per bubble,
+ * and one randomFillSync call per bubble was a fifth of its CPU while filling its peer table.
+ */
 export class CryptoRng implements Rng {
-  private readonly buf = new Uint32Array(256);
-  private next = 256;
+  private readonly bytes = new Uint8Array(4096);
+  private readonly words = new Uint32Array(this.bytes.buffer);
+  private used = this.bytes.length;
+
+  private refill(): void {
+    randomFillSync(this.bytes);
+    this.used = 0;
+  }
 
   u32(): number {
-    if (this.next >= this.buf.length) {
-      randomFillSync(this.buf);
-      this.next = 0;
-    }
-    return this.buf[this.next++]!;
+    this.used = (this.used + 3) & ~3;
+    if (this.used + 4 > this.bytes.length) this.refill();
+    const v = this.words[this.used >> 2]!;
+    this.used += 4;
+    return v;
   }
 
   fill(b: Uint8Array): void {
-    randomFillSync(b);
+    if (b.length > 256) {
+      randomFillSync(b);
+      return;
+    }
+    if (this.used + b.length > this.bytes.length) this.refill();
+    b.set(this.bytes.subarray(this.used, this.used + b.length));
+    this.used += b.length; // never handed out twice: `used` only moves forward until the next refill
   }
 }
 
@@ -116,6 +132,17 @@ function ipv4Or(addr: string | number): Ipv4 {
 }
 
 /** Opens the tunnel; without a name the kernel picks tunN, as Miredo does. */
+/**
+ * Socket buffers of the service sockets: 4 MiB each way (forced while still root). The kernel default (~208 KiB)
+ * holds only ~250 small datagrams: a burst of 1 000 RS, or a TCP window of Teredo packets, overflowed it.
+ */
+const DATA_SOCKET = { rcvbuf: 4 << 20, sndbuf: 4 << 20 } as const;
+
+/** The allocation-free data path (teredo/fastpath.ts); TRANSIT6_NO_FASTPATH=1 leaves every packet to the core. */
+function fastPathEnabled(): boolean {
+  return process.env.TRANSIT6_NO_FASTPATH !== '1';
+}
+
 function openTun(name: string | undefined): TunDevice {
   return TunDevice.open(name ?? 'tun%d');
 }
@@ -276,7 +303,7 @@ async function startClient(
   let config = initial;
   const { primary, secondary } = await resolveServerAddresses(config);
   const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
-  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
+  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port, DATA_SOCKET);
   cleanups.push(() => socket.close());
   const localAddr = bindAddr !== 0 ? bindAddr : await sourceAddressTowards(primary);
   const local: Ipv4Port = { addr: localAddr, port: socket.port };
@@ -287,9 +314,11 @@ async function startClient(
   // The link comes up at once with its link-local address; the Teredo address follows qualification.
   await applyIfaceCommand({ op: 'link', iface: tun.name, mtu: 1280, addresses: [{ address: 'fe80::ffff:ffff:ffff', prefixLength: 64 }] });
   let client = new TeredoClient({ ...config.core, server: primary, server2: secondary, local }, rng);
+  const fast = (c: TeredoClient): ClientFastPath | undefined => (fastPathEnabled() ? new ClientFastPath(c) : undefined);
   const driver = new Driver(client, {
     sockets: [{ local: { addr: bindAddr, port: socket.port }, socket }],
     tun,
+    fastPath: fast(client),
     iface: ifaceRun,
     tap: hooks.tap,
     onState: (a) => {
@@ -336,7 +365,7 @@ async function startClient(
     // it learns those and the old detection, lest it re-detect on a warm mapping (see TeredoClient).
     client = new TeredoClient({ ...next.core, server: servers.primary, server2: servers.secondary, local }, rng, client.handover());
     config = next;
-    driver.replaceEndpoint(client);
+    driver.replaceEndpoint(client, fast(client));
   };
   return { driver, handler, replaceCore, localAddr };
 }
@@ -352,7 +381,7 @@ async function startRelay(
 ): Promise<Started> {
   let config = initial;
   const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
-  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port);
+  const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port, DATA_SOCKET);
   cleanups.push(() => socket.close());
   const tun = openTun(config.interfaceName);
   if (onTunError) tun.onError(onTunError);
@@ -368,11 +397,14 @@ async function startRelay(
   });
   const local = { addr: bindAddr, port: socket.port };
   let relay = new TeredoRelay({ ...config.core, local }, rng);
+  const fast = (r: TeredoRelay): RelayFastPath | undefined => (fastPathEnabled() ? new RelayFastPath(r) : undefined);
   const driver = new Driver(relay, {
     sockets: [{ local, socket }],
     tun,
-    // Towards native IPv6: back into the kernel, which routes it out of the native interface.
-    forward: (p) => tun.write(p),
+    // Towards native IPv6: back into the kernel, which routes it out of the native interface (batched writes).
+    forward: (p) => tun.enqueue(p, 0, p.length),
+    forwardAt: (b, o, n) => tun.enqueue(b, o, n),
+    fastPath: fast(relay),
     tap: hooks.tap,
     onState: (a) => hooks.onState(a, {}),
     onError: (e) => log.warn(e.message),
@@ -406,7 +438,7 @@ async function startRelay(
     if (next.role !== 'relay') return;
     relay = new TeredoRelay({ ...next.core, local }, rng);
     config = next;
-    driver.replaceEndpoint(relay);
+    driver.replaceEndpoint(relay, fast(relay));
   };
   return { driver, handler, replaceCore, localAddr: bindAddr };
 }
@@ -423,7 +455,7 @@ async function startServer(
   let core = { ...config.core, primary, secondary, rateLimitKey };
   let server = new TeredoServer(core);
   const sockets = server.localEndpoints().map((local) => {
-    const socket = UdpBatchSocket.bind(formatIpv4(local.addr), local.port);
+    const socket = UdpBatchSocket.bind(formatIpv4(local.addr), local.port, DATA_SOCKET);
     cleanups.push(() => socket.close());
     return { local, socket };
   });

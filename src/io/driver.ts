@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Action, Endpoint } from '../core/endpoint.js';
+import type { FastPath, FastSink } from '../teredo/fastpath.js';
 import { Counters } from '../core/counters.js';
 import { formatIpv4, type Ipv4Port } from '../wire/ip.js';
 import type { TunDevice } from './tun.js';
@@ -20,6 +21,14 @@ export interface DriverOptions {
   tun?: TunDevice;
   /** Where ipv6-forward goes (a raw IPv6 socket for a server, the tunnel for a relay). */
   forward?: (packet: Uint8Array) => void;
+  /** The same for buf[offset, offset+length) without a view (the fast path's output); default: forward(subarray). */
+  forwardAt?: (buf: Uint8Array, offset: number, length: number) => void;
+  /**
+   * Takes the common data packets before the core sees them (teredo/fastpath.ts), with the same decisions. Datagrams
+   * on the default socket and tunnel packets are offered to it; what it declines goes to the endpoint. Dropped
+   * when replaceEndpoint() installs a new core (pass the new one's with it).
+   */
+  fastPath?: FastPath;
   /** Interface configuration, done by a privileged helper; runs one at a time, in order. */
   iface?: (a: IfaceAction) => Promise<void>;
   onState?: (a: StateAction) => void;
@@ -42,6 +51,10 @@ export class Driver {
   private ifaceLast: 'up' | 'down' | 'failed' | undefined;
   private stopped = false;
   private readonly started = performance.now();
+  private fastPath: FastPath | undefined;
+  /** The core got an input since its actions were last carried out: do them before any fast-path output. */
+  private corePending = false;
+  private readonly sink: FastSink;
 
   constructor(
     public endpoint: Endpoint,
@@ -50,16 +63,62 @@ export class Driver {
     if (opts.sockets.length === 0) throw new Error('the driver needs at least one UDP socket');
     this.defaultSocket = opts.sockets[0]!.socket;
     this.defaultLocal = opts.sockets[0]!.local;
+    this.fastPath = opts.fastPath;
+    const socket0 = this.defaultSocket;
+    const local0 = this.defaultLocal;
+    this.sink = {
+      udp: (addr, port, buf, offset, length) => {
+        if (this.corePending) this.performPending();
+        opts.tap?.('udp-out', buf.subarray(offset, offset + length), local0, { addr, port });
+        socket0.sendTo(addr, port, buf, offset, length);
+      },
+      forward: (buf, offset, length) => {
+        if (this.corePending) this.performPending();
+        if (opts.forwardAt) {
+          opts.tap?.('tun-out', buf.subarray(offset, offset + length));
+          opts.forwardAt(buf, offset, length);
+        } else if (opts.forward) {
+          const packet = buf.subarray(offset, offset + length);
+          opts.tap?.('tun-out', packet);
+          opts.forward(packet);
+        } else this.counters.inc('forward-missing');
+      },
+      deliver: (buf, offset, length) => {
+        if (this.corePending) this.performPending();
+        if (!opts.tun) {
+          this.counters.inc('tun-missing');
+          return;
+        }
+        if (opts.tap) opts.tap('tun-out', buf.subarray(offset, offset + length));
+        opts.tun.enqueue(buf, offset, length);
+      },
+    };
     for (const { local, socket } of opts.sockets) this.attach(local, socket);
     opts.tun?.onPackets((arena, lengths, count, slotSize) => {
       const now = this.now();
+      const fast = this.fastPath;
       for (let i = 0; i < count; i++) {
-        const packet = arena.subarray(i * slotSize, i * slotSize + lengths[i]!);
+        const off = i * slotSize;
+        const len = lengths[i]!;
+        if (fast !== undefined) {
+          if (opts.tap) opts.tap('tun-in', arena.subarray(off, off + len));
+          if (fast.ipv6(now, arena, off, len, this.sink)) continue;
+          this.corePending = true;
+          this.endpoint.handleIpv6(now, arena.subarray(off, off + len));
+          continue;
+        }
+        const packet = arena.subarray(off, off + len);
         opts.tap?.('tun-in', packet);
         this.endpoint.handleIpv6(now, packet);
       }
       this.drain();
     });
+  }
+
+  /** Carries out the actions the core has queued so far (keeps their order relative to fast-path output). */
+  private performPending(): void {
+    this.corePending = false;
+    for (let a = this.endpoint.poll(); a; a = this.endpoint.poll()) this.perform(a);
   }
 
   /** Milliseconds since the driver started, on the monotonic clock. */
@@ -72,7 +131,8 @@ export class Driver {
   }
 
   /** A new core takes over the same sockets and tunnel (a reload without privileges). */
-  replaceEndpoint(endpoint: Endpoint): void {
+  replaceEndpoint(endpoint: Endpoint, fastPath?: FastPath): void {
+    this.fastPath = fastPath;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = undefined;
@@ -121,9 +181,23 @@ export class Driver {
 
   private attach(local: Ipv4Port, socket: UdpBatchSocket): void {
     this.sockets.set(this.key(local), socket);
+    const isDefault = socket === this.defaultSocket;
     socket.onDatagrams((batch) => {
       const now = this.now();
+      const fast = isDefault ? this.fastPath : undefined;
+      const tap = this.opts.tap;
       for (let i = 0; i < batch.count; i++) {
+        if (fast !== undefined) {
+          const off = i * batch.slotSize;
+          const len = batch.lengths[i]!;
+          if (tap) tap('udp-in', batch.arena.subarray(off, off + len), { addr: batch.srcAddrs[i]!, port: batch.srcPorts[i]! }, { addr: batch.dstAddrs[i] || local.addr, port: local.port });
+          if (fast.datagram(now, batch.srcAddrs[i]!, batch.srcPorts[i]!, batch.dstAddrs[i] || local.addr, batch.arena, off, len, this.sink)) continue;
+          this.corePending = true;
+          const from = { addr: batch.srcAddrs[i]!, port: batch.srcPorts[i]! };
+          const to = { addr: batch.dstAddrs[i] || local.addr, port: local.port };
+          this.endpoint.handleDatagram(now, from, to, batch.arena.subarray(off, off + len));
+          continue;
+        }
         const data = batch.arena.subarray(i * batch.slotSize, i * batch.slotSize + batch.lengths[i]!);
         const from = { addr: batch.srcAddrs[i]!, port: batch.srcPorts[i]! };
         // With a wildcard bind, IP_PKTINFO names the address the datagram was sent to.
@@ -144,7 +218,10 @@ export class Driver {
   private drain(): void {
     if (this.stopped) return;
     const now = this.now();
+    this.corePending = false;
     for (let a = this.endpoint.poll(); a; a = this.endpoint.poll()) this.perform(a);
+    // Tunnel writes queued during this batch go out in one native call.
+    this.opts.tun?.flush();
     const due = this.endpoint.pollTimeout();
     if (due === undefined) {
       if (this.timer) clearTimeout(this.timer);
@@ -204,7 +281,7 @@ export class Driver {
           return;
         }
         this.opts.tap?.('tun-out', a.packet);
-        this.opts.tun.write(a.packet);
+        this.opts.tun.enqueue(a.packet, 0, a.packet.length);
         return;
       case 'ipv6-forward':
         if (!this.opts.forward) {

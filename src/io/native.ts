@@ -52,6 +52,11 @@ export interface NativeBinding {
    * write(2) on a TUN fd never fails with it).
    */
   tunWrite(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /**
+   * Writes packets arena[offsets[i], offsets[i]+lengths[i]) for i < count, one write() each, in one call. results[i]
+   * is the bytes written or -errno (EAGAIN as -11). Returns how many were written.
+   */
+  tunWriteBatch(fd: number, arena: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array): number;
 
   /** A non-blocking UDP/IPv4 socket with IP_PKTINFO on. Returns the bound port and the actual buffer sizes. */
   udpOpen(bindAddr: string, port: number, opts?: UdpOpenOptions): { fd: number; port: number; rcvbuf: number; sndbuf: number };
@@ -145,6 +150,7 @@ type Fn<K extends keyof NativeBinding> = NativeBinding[K];
 export const tunOpen: Fn<'tunOpen'> = (...a) => loadNative().tunOpen(...a);
 export const tunReadBatch: Fn<'tunReadBatch'> = (...a) => loadNative().tunReadBatch(...a);
 export const tunWrite: Fn<'tunWrite'> = (...a) => loadNative().tunWrite(...a);
+export const tunWriteBatch: Fn<'tunWriteBatch'> = (...a) => loadNative().tunWriteBatch(...a);
 export const udpOpen: Fn<'udpOpen'> = (...a) => loadNative().udpOpen(...a);
 export const udpRecvBatch: Fn<'udpRecvBatch'> = (...a) => loadNative().udpRecvBatch(...a);
 export const udpSendBatch: Fn<'udpSendBatch'> = (...a) => loadNative().udpSendBatch(...a);

@@ -2,7 +2,8 @@
  * A Linux TUN device (IFF_TUN | IFF_NO_PI) read and written on the event loop: uv_poll tells when the fd is
  * readable, then one native call drains up to a batch of packets into a reused arena (no per-packet allocation,
  * no thread-pool hop). Writes are synchronous, one write() per packet: writev and fs streams lose or merge packets
- * on a TUN fd (shared/reference/dataplane-notes.md).
+ * on a TUN fd (shared/reference/dataplane-notes.md). enqueue() copies packets into a write arena that flush()
+ * (called by the driver after each received batch, or from setImmediate) writes with one native call.
  *
  * The device exists while the fd is open; address, MTU and link state are set by someone else (`ip`, netlink).
  */
@@ -16,6 +17,10 @@ export interface TunDeviceOptions extends TunOpenOptions {
   batchSize?: number;
   /** Read calls per readiness wake-up before yielding to the rest of the loop. Default 16. */
   maxBatchesPerWake?: number;
+  /** Packets that enqueue() may hold before a flush. Default 256. */
+  writeQueuePackets?: number;
+  /** Bytes that enqueue() may hold before a flush. Default 256 KiB. */
+  writeQueueBytes?: number;
 }
 
 /**
@@ -35,11 +40,14 @@ export interface TunStats {
   /** write() said EAGAIN: the packet was dropped. */
   txEagain: number;
   txErrors: number;
+  /** Native batch write calls made by flush(). */
+  txFlushes: number;
 }
 
 export class TunDevice {
   readonly stats: TunStats = {
     rxPackets: 0, rxBatches: 0, rxTruncated: 0, rxErrors: 0, txPackets: 0, txBytes: 0, txEagain: 0, txErrors: 0,
+    txFlushes: 0,
   };
   /** OS errors by direction and errno name: 'tx:EINVAL', 'rx:EBADFD', 'poll:EBADF'. */
   readonly errors = new Counters();
@@ -56,6 +64,18 @@ export class TunDevice {
   private errorHandler: ((err: Error) => void) | undefined;
   private closed = false;
   private refed = true;
+  // Write queue: packets [0, wq) packed in wArena[0, wqBytes).
+  private readonly wArena: Uint8Array;
+  private readonly wOffsets: Uint32Array;
+  private readonly wLengths: Uint32Array;
+  private readonly wResults: Int32Array;
+  private wq = 0;
+  private wqBytes = 0;
+  private flushScheduled: ReturnType<typeof setImmediate> | undefined;
+  private readonly flushFromImmediate = (): void => {
+    this.flushScheduled = undefined;
+    this.flush();
+  };
 
   /** Creates (or attaches to) the TUN interface `name`; '' lets the kernel pick tunN. Needs CAP_NET_ADMIN. */
   static open(name: string, opts: TunDeviceOptions = {}): TunDevice {
@@ -76,6 +96,11 @@ export class TunDevice {
     this.maxBatchesPerWake = positiveInt('maxBatchesPerWake', opts.maxBatchesPerWake ?? 16);
     this.arena = new Uint8Array(this.slotSize * this.batchSize);
     this.lengths = new Uint32Array(this.batchSize);
+    const wPackets = positiveInt('writeQueuePackets', opts.writeQueuePackets ?? 256);
+    this.wArena = new Uint8Array(Math.max(positiveInt('writeQueueBytes', opts.writeQueueBytes ?? 256 * 1024), 65536));
+    this.wOffsets = new Uint32Array(wPackets);
+    this.wLengths = new Uint32Array(wPackets);
+    this.wResults = new Int32Array(wPackets);
   }
 
   /** Starts (or redirects) delivery of received packets. */
@@ -100,6 +125,7 @@ export class TunDevice {
 
   /** write() of buf[offset, offset+length) without making a subarray. */
   writeAt(buf: Uint8Array, offset: number, length: number): boolean {
+    if (this.wq > 0) this.flush();
     const r = this.native.tunWrite(this.fd, buf, offset, length);
     if (r >= 0) {
       this.stats.txPackets++;
@@ -112,6 +138,59 @@ export class TunDevice {
       this.errors.inc(`tx:${errnoName(-r)}`);
     }
     return false;
+  }
+
+  /**
+   * Queues a copy of buf[offset, offset+length) for the next flush() (at the latest from setImmediate, in this
+   * event-loop turn). Packets keep their order, also relative to write(), which flushes the queue first.
+   */
+  enqueue(buf: Uint8Array, offset: number, length: number): void {
+    if (this.closed) {
+      this.stats.txErrors++;
+      this.errors.inc('tx:closed');
+      return;
+    }
+    if (this.wq === this.wOffsets.length || this.wqBytes + length > this.wArena.length) {
+      this.flush();
+      if (length > this.wArena.length) {
+        this.writeAt(buf, offset, length);
+        return;
+      }
+    }
+    const i = this.wq++;
+    this.wArena.set(buf.subarray(offset, offset + length), this.wqBytes);
+    this.wOffsets[i] = this.wqBytes;
+    this.wLengths[i] = length;
+    this.wqBytes += length;
+    if (this.flushScheduled === undefined) this.flushScheduled = setImmediate(this.flushFromImmediate);
+  }
+
+  /** Packets waiting for flush(). */
+  get pendingWrites(): number {
+    return this.wq;
+  }
+
+  /** Writes the queued packets, one write() each, in one native call. Never throws for OS errors (counted). */
+  flush(): void {
+    const n = this.wq;
+    if (n === 0) return;
+    this.wq = 0;
+    this.wqBytes = 0;
+    if (this.closed) return;
+    const { stats, wResults } = this;
+    this.native.tunWriteBatch(this.fd, this.wArena, this.wOffsets, this.wLengths, n, wResults);
+    stats.txFlushes++;
+    for (let i = 0; i < n; i++) {
+      const r = wResults[i]!;
+      if (r >= 0) {
+        stats.txPackets++;
+        stats.txBytes += r;
+      } else if (r === -11) stats.txEagain++;
+      else {
+        stats.txErrors++;
+        this.errors.inc(`tx:${errnoName(-r)}`);
+      }
+    }
   }
 
   /** Whether the read poll keeps the process alive (default true). */
@@ -137,6 +216,9 @@ export class TunDevice {
   /** Stops reading and closes the fd (the interface disappears unless persistent). Idempotent. */
   close(): void {
     if (this.closed) return;
+    this.flush();
+    if (this.flushScheduled !== undefined) clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
     this.closed = true;
     if (this.poll) this.native.pollStop(this.poll);
     this.poll = undefined;

@@ -329,6 +329,26 @@ export class TeredoClient implements Endpoint {
   }
 
   // ---------------------------------------------------------------------------------------------------
+  // For the fast path (teredo/fastpath.ts), which takes the trusted-peer data packets with the same decisions.
+
+  /** Our Teredo address while qualified (what fromTunnel and handleDatagram require), else undefined. */
+  get fastAddress(): Uint8Array | undefined {
+    return this.state === 'qualified' ? this.address : undefined;
+  }
+
+  /** Whether `addr:port` is our server's endpoint (its datagrams take the core's path). */
+  isServerEndpoint(addr: Ipv4, port: number): boolean {
+    return addr === this.server.addr && port === this.server.port;
+  }
+
+  /** What handleIpv6 records for every tunnel packet before looking at it. */
+  noteTunnelPacket(now: Millis, bytes: number): void {
+    this.lastTraffic = now;
+    this.events.inc('packets-from-tunnel');
+    this.events.inc('bytes-from-tunnel', bytes);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
   // Endpoint
 
   handleDatagram(now: Millis, from: Ipv4Port, to: Ipv4Port, data: Uint8Array): void {
@@ -621,8 +641,8 @@ export class TeredoClient implements Endpoint {
     if (!peer.trusted) this.events.inc('peers-trusted');
     // The first proven endpoint is where we send; later ones (another mapping of a symmetric NAT) are accepted too.
     if (!peer.verified.some((v) => sameIpv4Port(v, from))) {
-      if (peer.verified.length >= 4) peer.verified.shift();
-      peer.verified.push(from);
+      // Copy on write: an empty list is shared between peers (peers.ts).
+      peer.verified = [...peer.verified.slice(peer.verified.length >= 4 ? 1 : 0), from];
     }
     const stale = now - peer.lastRx >= PEER_VALIDITY_MS;
     if (!(peer.local && sameIpv4Port(peer.local, from)) && (!peer.trusted || !peer.mapped || stale)) peer.mapped = from;

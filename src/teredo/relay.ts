@@ -85,7 +85,8 @@ export class TeredoRelay implements Endpoint {
   private readonly timers = new TimerTable<TimerName>();
   private readonly deadlines = new EventHeap<Peer>();
   private readonly secret: Uint8Array;
-  private readonly mode: 'relay' | 'host';
+  /** 'relay' or 'host' (read by the fast path, teredo/fastpath.ts). */
+  readonly mode: 'relay' | 'host';
   readonly limiter: RelayLimiter;
 
   constructor(
@@ -97,8 +98,10 @@ export class TeredoRelay implements Endpoint {
     for (const a of config.hostAddresses ?? []) {
       if (!isGlobalUnicastIpv6(a) || isTeredoAddress(a)) throw new ConfigError('host-specific relay addresses must be global, native IPv6 addresses');
     }
-    this.peers = new PeerList({ ...DEFAULT_PEER_LIMITS, ...config.limits });
     this.secret = randomBytes(rng, 16);
+    // The peer table's hash is keyed from the same secret: addresses that collide cannot be chosen from outside.
+    const s = this.secret;
+    this.peers = new PeerList({ ...DEFAULT_PEER_LIMITS, ...config.limits }, s[0]! | (s[1]! << 8) | (s[2]! << 16) | (s[3]! << 24));
     // Its own key, derived from the secret so that the rng's sequence (and recorded simulations) stay as they were.
     const limiterKey = new Uint8Array(16);
     limiterKey.set(siphash24(this.secret, Uint8Array.of(1)), 0);
@@ -186,17 +189,19 @@ export class TeredoRelay implements Endpoint {
   /** §5.4.1 case 3 (the cone bit is ignored, RFC 5991 §3.2): an indirect bubble through the client's server. */
   private bubble(peer: Peer, now: Millis): void {
     peer.attempts++;
-    const t = decodeTeredoAddress(peer.addr)!;
+    const addr = peer.addr; // a view made on each read (peers.ts): read once
+    const t = decodeTeredoAddress(addr)!;
     if (this.peers.takeBubble(peer, now)) {
-      const src = this.bubbleSourceFor(peer.addr);
-      peer.nonceSent = randomBytes(this.rng, 4);
+      const src = this.bubbleSourceFor(addr);
+      const nonce = randomBytes(this.rng, 4);
+      peer.nonceSent = nonce;
       if (isGlobalIpv4(t.server)) {
         this.events.inc('indirect-bubbles-sent');
-        this.actions.push({ kind: 'udp-send', remote: { addr: t.server, port: TEREDO_PORT }, data: bubbleDatagram(src, peer.addr, { nonce: peer.nonceSent }) });
+        this.actions.push({ kind: 'udp-send', remote: { addr: t.server, port: TEREDO_PORT }, data: bubbleDatagram(src, addr, { nonce }) });
       }
       if (this.config.directBubbles) {
         this.events.inc('direct-bubbles-sent');
-        this.actions.push({ kind: 'udp-send', remote: { addr: t.mappedAddr, port: t.mappedPort }, data: bubbleDatagram(src, peer.addr) });
+        this.actions.push({ kind: 'udp-send', remote: { addr: t.mappedAddr, port: t.mappedPort }, data: bubbleDatagram(src, addr) });
       }
     }
     peer.nextAttemptAt = now + ATTEMPT_INTERVAL_MS;
@@ -298,7 +303,8 @@ export class TeredoRelay implements Endpoint {
 
   /** A bubble addressed to our hash for this client, or echoing our nonce (RFC 6081 §5.2.4.4). */
   private provesPath(peer: Peer, dst: Uint8Array, tr: Trailers): boolean {
-    if (tr.nonce && peer.nonceSent && tr.nonce.length === 4 && tr.nonce.every((b, i) => b === peer.nonceSent![i])) return true;
+    const sent = peer.nonceSent;
+    if (tr.nonce && sent && tr.nonce.length === 4 && tr.nonce.every((b, i) => b === sent[i])) return true;
     return isLinkLocal(dst) && ipv6Equal(dst, this.bubbleSourceFor(peer.addr));
   }
 

@@ -13,7 +13,7 @@ import { Counters } from '../core/counters.js';
 import { ConfigError } from '../core/errors.js';
 import type { Millis } from '../core/time.js';
 import { buildIcmpv6Packet, parseIcmpv6, type Icmpv6Message } from '../wire/icmpv6.js';
-import { formatIpv4, isGlobalIpv4, ipv6Equal, type Ipv4, type Ipv4Port } from '../wire/ip.js';
+import { formatIpv4, isGlobalIpv4, ipv6Equal, ipv6Key, type Ipv4, type Ipv4Port } from '../wire/ip.js';
 import { isAllRouters, isGlobalUnicastIpv6, isLinkLocal } from '../wire/ipv6class.js';
 import { isBubble, NEXT_HEADER_ICMPV6, parseIpv6, type Ipv6Error, type Ipv6Packet } from '../wire/ipv6.js';
 import {
@@ -309,33 +309,54 @@ export class TeredoServer implements Endpoint {
       replies.push({ addr: to.addr, port: this.port });
     }
     for (const local of replies) {
-      const ra = buildIcmpv6Packet(teredoLinkLocal(FLAG_CONE, { addr: local.addr, port: this.port }), rsSource, {
-        type: 'router-advertisement',
-        curHopLimit: 0,
-        managed: false,
-        other: false,
-        routerLifetime: 0,
-        reachableTime: 0,
-        retransTimer: 2000,
-        options: [
-          {
-            type: 'prefix-information',
-            prefixLength: 64,
-            onLink: false,
-            autonomous: true,
-            validLifetime: this.config.prefixValidLifetime ?? 0xffffffff,
-            preferredLifetime: this.config.prefixPreferredLifetime ?? 0xffffffff,
-            prefix: this.prefix,
-          },
-          { type: 'mtu', mtu: this.mtu },
-        ],
-      });
+      const ra = this.routerAdvertisement(local.addr, rsSource);
       const out: TeredoPacket = { origin: from, ipv6: ra };
       // RFC 4380 §5.3.2: the nonce echoed is the one this RS carried, and only when it carried one.
       if (auth) out.auth = { clientId: auth.clientId, authValue: new Uint8Array(0), nonce: auth.nonce, confirmation: 0 };
       this.events.inc('router-advertisements');
       this.actions.push({ kind: 'udp-send', local, remote: from, data: encodeTeredoPacket(out) });
     }
+  }
+
+  /**
+   * The RA's IPv6 packet depends only on the answering address and the RS's source (checksum included): built once
+   * and reused (encodeTeredoPacket copies it), which halves the cost of an answer. A few entries suffice: clients
+   * use two link-local sources; anything else just rebuilds (the cache is cleared when it grows).
+   */
+  private readonly raCache = new Map<string, Uint8Array>();
+
+  private routerAdvertisement(localAddr: number, rsSource: Uint8Array): Uint8Array {
+    const key = `${localAddr}/${ipv6Key(rsSource)}`;
+    const hit = this.raCache.get(key);
+    if (hit) return hit;
+    if (this.raCache.size >= 16) this.raCache.clear();
+    const ra = this.buildRouterAdvertisement(localAddr, rsSource);
+    this.raCache.set(key, ra);
+    return ra;
+  }
+
+  private buildRouterAdvertisement(localAddr: number, rsSource: Uint8Array): Uint8Array {
+    return buildIcmpv6Packet(teredoLinkLocal(FLAG_CONE, { addr: localAddr, port: this.port }), rsSource, {
+      type: 'router-advertisement',
+      curHopLimit: 0,
+      managed: false,
+      other: false,
+      routerLifetime: 0,
+      reachableTime: 0,
+      retransTimer: 2000,
+      options: [
+        {
+          type: 'prefix-information',
+          prefixLength: 64,
+          onLink: false,
+          autonomous: true,
+          validLifetime: this.config.prefixValidLifetime ?? 0xffffffff,
+          preferredLifetime: this.config.prefixPreferredLifetime ?? 0xffffffff,
+          prefix: this.prefix,
+        },
+        { type: 'mtu', mtu: this.mtu },
+      ],
+    });
   }
 }
 

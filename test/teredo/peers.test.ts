@@ -1,0 +1,119 @@
+/**
+ * The peer table against a plain Map model: lookups, insertion order, eviction, expiry, removed entries keeping
+ * their address and times, the shared empty lists (copy on write), and queue accounting.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { PeerList, type Peer } from '../../src/teredo/peers.js';
+
+/** Addresses from a small pool, so that operations hit the same entries and probe chains collide. */
+function address(n: number): Uint8Array {
+  const a = new Uint8Array(16);
+  a.set([0x20, 0x01, 0, 0, 198, 51, 100, 1]);
+  a[13] = (n >>> 16) & 0xff;
+  a[14] = (n >>> 8) & 0xff;
+  a[15] = n & 0xff;
+  return a;
+}
+
+const hex = (a: Uint8Array): string => Buffer.from(a).toString('hex');
+
+type Op = { op: 'create' | 'remove' | 'get'; n: number; at: number };
+
+test('PeerList agrees with a Map model over random create/remove/get sequences (with eviction)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ op: fc.constantFrom('create', 'create', 'remove', 'get'), n: fc.integer({ min: 0, max: 300 }), at: fc.integer({ min: 0, max: 1000 }) }), { maxLength: 600 }),
+      fc.integer({ min: 1, max: 200 }),
+      fc.integer(),
+      (ops: Op[], maxPeers: number, seed: number) => {
+        const list = new PeerList({ maxPeers, maxQueueBytesPerPeer: 1000, maxQueueBytesTotal: 10_000 }, seed);
+        const model = new Map<string, Peer>(); // insertion order = creation order
+        const removed: string[] = [];
+        list.onRemove = (p) => removed.push(hex(p.addr));
+        for (const { op, n, at } of ops) {
+          const a = address(n);
+          const k = hex(a);
+          if (op === 'create') {
+            const existed = model.get(k);
+            removed.length = 0;
+            const p = list.create(a, at);
+            if (existed) assert.equal(p, existed);
+            else {
+              // Eviction picks the oldest untrusted entry (all are untrusted here): the first created.
+              if (model.size >= maxPeers) {
+                const victim = model.keys().next().value!;
+                assert.deepEqual(removed, [victim]);
+                model.delete(victim);
+              }
+              model.set(k, p);
+              assert.equal(hex(p.addr), k);
+              assert.equal(p.lastRx, at - 30_000);
+            }
+          } else if (op === 'remove') {
+            const p = model.get(k);
+            if (p) {
+              list.remove(p);
+              model.delete(k);
+              // A removed entry keeps its own address and times although its slot is reused.
+              assert.equal(hex(p.addr), k);
+              assert.equal(list.get(a), undefined);
+            }
+          } else {
+            assert.equal(list.get(a), model.get(k));
+            assert.equal(list.getAt(Uint8Array.of(9, ...a), 1), model.get(k));
+          }
+          assert.equal(list.size, model.size);
+        }
+        assert.deepEqual([...list.values()].map((p) => hex(p.addr)), [...model.keys()]);
+        for (const [k, p] of model) assert.equal(list.get(Buffer.from(k, 'hex')), p);
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
+
+test('expire removes silent entries, keeps pending and recent ones, and tolerates removal while iterating', () => {
+  const list = new PeerList();
+  for (let i = 0; i < 1000; i++) {
+    const p = list.create(address(i), 0);
+    if (i % 3 === 0) p.lastRx = 200_000;
+    if (i % 5 === 0) p.nextAttemptAt = 400_000;
+  }
+  const kept = [...list.values()].filter((p) => p.lastRx === 200_000 || p.nextAttemptAt !== undefined).map((p) => hex(p.addr));
+  const n = list.expire(400_000, 300_000);
+  assert.equal(n, 1000 - kept.length);
+  assert.deepEqual([...list.values()].map((p) => hex(p.addr)), kept);
+  // Slots are reused; every remaining entry still finds itself.
+  for (let i = 1000; i < 1500; i++) list.create(address(i), 0);
+  for (const p of list.values()) assert.equal(list.get(p.addr), p);
+  assert.equal(list.size, kept.length + 500);
+});
+
+test('empty lists are shared and copied on write; queues are counted per peer and in total', () => {
+  const list = new PeerList({ maxPeers: 10, maxQueueBytesPerPeer: 100, maxQueueBytesTotal: 150 });
+  const a = list.create(address(1), 0);
+  const b = list.create(address(2), 0);
+  assert.throws(() => (a.queue as unknown[]).push(1), TypeError);
+  a.verified = [...a.verified, { addr: 1, port: 2 }];
+  assert.equal(b.verified.length, 0);
+  assert.equal(a.verified.length, 1);
+  a.nonceSent = Uint8Array.of(1, 2, 3, 250);
+  assert.deepEqual(a.nonceSent, Uint8Array.of(1, 2, 3, 250));
+  assert.equal(b.nonceSent, undefined);
+  assert.equal(list.enqueue(a, new Uint8Array(60)), 'queued');
+  assert.equal(list.enqueue(a, new Uint8Array(60)), 'peer-queue-full');
+  assert.equal(list.enqueue(b, new Uint8Array(60)), 'queued');
+  assert.equal(list.enqueue(b, new Uint8Array(40)), 'global-queue-full');
+  assert.equal(list.queuedBytes, 120);
+  assert.equal(list.enqueueInbound(b, new Uint8Array(20), { addr: 1, port: 1 }), 'queued');
+  const { out, inbound } = list.drain(b);
+  assert.equal(out.length, 1);
+  assert.equal(inbound.length, 1);
+  assert.equal(list.queuedBytes, 60);
+  list.remove(a);
+  assert.equal(list.queuedBytes, 0);
+  assert.equal(list.droppedQueued, 1);
+  assert.equal(a.queue.length, 0);
+});
