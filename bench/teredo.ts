@@ -340,14 +340,19 @@ function logTail(p: ManagedProcess, lines = 12): string {
   return p.log().trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+const SERVER_LIMITS_OFF = ['--rs-rate-limit', 'no', '--rs-global-rate-limit', 'no', '--forward-rate-limit', 'no'];
+const RELAY_LIMITS_OFF = ['--new-peer-rate-limit', 'no', '--new-peer-global-rate-limit', 'no', '--icmp-error-rate-limit', 'no'];
+
 /** Node's flags for a transit6 daemon: with --profile, a CPU profile written when it exits (as nobody: dir is 0777). */
 function nodeArgs(o: BenchOptions, name: string): string[] {
   return o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
 }
 
 async function startTransit6(lab: Lab, t: TeredoTopology, o: BenchOptions): Promise<Started> {
-  const server = lab.spawn('tserver', 'server', process.execPath, [...nodeArgs(o, 'server'), TRANSIT6_BIN, ...serverArgs(t)]);
-  const relay = lab.spawn('relay', 'relay', process.execPath, [...nodeArgs(o, 'relay'), TRANSIT6_BIN, ...relayArgs(t), '--max-peers', String(MIREDO_MAX_PEERS)]);
+  // Capacity is measured with the per-source and global rate limits off (Miredo has none): the load generator's
+  // 16 ports share one address, and the 1M fill is far above the relay's default new-peer limit.
+  const server = lab.spawn('tserver', 'server', process.execPath, [...nodeArgs(o, 'server'), TRANSIT6_BIN, ...serverArgs(t), ...SERVER_LIMITS_OFF]);
+  const relay = lab.spawn('relay', 'relay', process.execPath, [...nodeArgs(o, 'relay'), TRANSIT6_BIN, ...relayArgs(t), '--max-peers', String(MIREDO_MAX_PEERS), ...RELAY_LIMITS_OFF]);
   await Promise.all([waitForDaemon(server, 'server'), waitForDaemon(relay, 'relay')]);
   const c = topologyClient(t, CLIENT);
   const t0 = now();
