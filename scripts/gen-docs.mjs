@@ -98,6 +98,32 @@ changed, with the old and new address), \`server-lost\` (warn: no answer to the 
 | \`packets_total\`, \`bytes_total\` | counter | side (udp, tun), direction (in, out) | traffic each way |
 | \`io_total\` | counter | counter | socket and tunnel statistics, errors by errno |
 
+\`transit6 isatap host|router\` and \`transit6 6to4 host|router|relay\` take \`--metrics HOST:PORT\` too, with
+\`info\`, \`uptime_seconds\`, \`drops_total\`, \`events_total\`, \`io_total\` as above and:
+
+| metric | type | labels | meaning |
+|---|---|---|---|
+| \`state\` | gauge | state | 1 for the current state (isatap-host: resolving, soliciting, configured, no-router; isatap-router: advertising; 6to4: up) |
+| \`interface_status\` | gauge | status | 1 for the tunnel interface's status: up, pending, down, failed |
+| \`routers\`, \`prefixes\`, \`default_router\` | gauge | | isatap-host: PRL entries, prefixes learnt, 1 with a default router |
+| \`prefixes\`, \`solicitors\` | gauge | | isatap-router: prefixes advertised, hosts that solicited |
+| \`router_solicitations_total\`, \`router_advertisements_total\` | counter | | ISATAP host: sent, received; router: received, sent |
+| \`packets_total\`, \`bytes_total\` | counter | side (ipv4, tun), direction (in, out) | protocol-41 packets (IPv4 header included) and IPv6 packets each way |
+
+\`transit6 portproxy run --metrics HOST:PORT\`: \`info\`, \`uptime_seconds\`, \`portproxy_rules\` and, per rule
+(labels mode, listen, target):
+
+| metric | type | labels | meaning |
+|---|---|---|---|
+| \`portproxy_listening\` | gauge | | 1 when the rule listens, 0 when it could not bind |
+| \`portproxy_connections_accepted_total\` | counter | | client connections accepted |
+| \`portproxy_connections_refused_total\` | counter | reason (acl, limit) | client connections reset at once |
+| \`portproxy_connections_active\` | gauge | | connections open now |
+| \`portproxy_bytes_total\` | counter | direction (to_target, to_client) | bytes carried, open connections included |
+| \`portproxy_buffered_bytes\` | gauge | | bytes in the proxy's stream buffers |
+| \`portproxy_errors_total\` | counter | reason (resolve-failed, connect-failed, connect-timeout, reset) | failed connections |
+| \`portproxy_idle_timeouts_total\` | counter | | connections closed for want of traffic |
+
 ## CAPTURE
 
 \`--pcap FILE\` (\`Pcap\`) writes two classic pcap files (LINKTYPE_RAW) as the daemon runs: \`FILE-udp.pcap\`, every
@@ -111,6 +137,10 @@ turn on the heuristic or name the port:
 ${block(`tshark -r FILE-udp.pcap -o teredo.heuristic_teredo:TRUE
 tshark -r FILE-udp.pcap -d udp.port==3546,teredo -d udp.port==3545,teredo
 tshark -r FILE-tun.pcap`)}
+
+The ISATAP and 6to4 daemons write \`FILE-ipv4.pcap\` instead of \`FILE-udp.pcap\`: the protocol-41 packets as
+received and sent, IPv4 header included, which tshark decodes as IPv6 in IPv4 without options
+(\`tshark -r FILE-ipv4.pcap -Y 'ip.proto == 41'\`), and \`FILE-tun.pcap\` as above.
 
 ## SIGNALS
 

@@ -11,7 +11,8 @@ import { SeededRng, type Rng } from '../core/rng.js';
 import { IsatapHost } from '../isatap/host.js';
 import { DEFAULT_ROUTER_LIFETIME_S, IsatapRouter } from '../isatap/router.js';
 import { controlDir, controlRequest, ControlError, DEFAULT_TIMEOUT_MS } from '../io/control.js';
-import { createLogger, type Logger } from '../io/log.js';
+import { parseListenAddress } from '../config/miredo.js';
+import { createLogger, LEVELS, type Level, type Logger } from '../io/log.js';
 import {
   localIpv4Addresses,
   resolveIpv4Name,
@@ -57,11 +58,16 @@ and native IPv6 (turns IPv6 forwarding on).
 
 both:
   --control PATH         control socket (default /run/transit6/netns-<inode>/isatap-<role>.sock)
+  --metrics HOST:PORT    Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9545; default off)
+  --pcap FILE            capture to FILE-ipv4.pcap (the protocol-41 packets, IPv4 header included) and
+                         FILE-tun.pcap (the IPv6 packets of the tunnel interface)
+  --log-level LEVEL      debug | info | warn | error (default info)
 
 examples:
   transit6 isatap router --local 10.1.0.1 --prefix 2001:db8:5efe::/64 --default-route
   transit6 isatap host --router 10.1.0.1
   transit6 isatap host                      # the router from the name "isatap"
+  transit6 isatap host --router 10.1.0.1 --metrics 127.0.0.1:9545 --pcap /tmp/isatap --log-level debug
   transit6 isatap show state`;
 
 export async function isatapCommand(argv: string[], io: CliIo): Promise<number> {
@@ -89,18 +95,21 @@ export async function isatapCommand(argv: string[], io: CliIo): Promise<number> 
     mtu: { type: 'string' },
     advertiser: { type: 'string' },
     control: { type: 'string' },
+    ...OBSERVE_OPTIONS,
   } as const;
   const { values: v } = parseArgs({ args: rest, options, strict: true, allowPositionals: false });
   const hostOnly = ['router', 'prl-refresh', 'hosts-file', 'resolv-conf'] as const;
   const routerOnly = ['prefix', 'default-route', 'router-lifetime', 'mtu', 'advertiser'] as const;
   for (const k of sub === 'host' ? routerOnly : hostOnly) if (v[k] !== undefined) throw new UsageError(`--${k} is for 'isatap ${sub === 'host' ? 'router' : 'host'}'`);
   const local = v.local !== undefined ? ipv4Arg('--local', v.local) : undefined;
-  const log = createLogger(`isatap-${sub}`);
+  const observe = observeArgs(v);
+  const log = createLogger(`isatap-${sub}`, observe.logLevel ? { level: observe.logLevel } : {});
   const base = {
     name: `isatap-${sub}`,
     interfaceName: v.interface ?? 'isatap0',
     log,
     ...(v.control ? { controlPath: v.control } : {}),
+    ...observe.daemon,
   };
   let opts: TunnelDaemonOptions;
   if (sub === 'host') {
@@ -180,6 +189,28 @@ export async function runTunnelDaemon(opts: TunnelDaemonOptions, io: CliIo, log:
     process.once('SIGINT', () => finish('SIGINT'));
     log.debug('running');
   });
+}
+
+/** --metrics, --pcap and --log-level, as the ISATAP and 6to4 daemons take them. */
+export const OBSERVE_OPTIONS = {
+  metrics: { type: 'string' },
+  pcap: { type: 'string' },
+  'log-level': { type: 'string' },
+} as const;
+
+export function observeArgs(v: { metrics?: string | undefined; pcap?: string | undefined; 'log-level'?: string | undefined }): {
+  logLevel: Level | undefined;
+  daemon: Pick<TunnelDaemonOptions, 'metrics' | 'pcap'>;
+} {
+  const daemon: Pick<TunnelDaemonOptions, 'metrics' | 'pcap'> = {};
+  if (v.metrics !== undefined) daemon.metrics = parseListenAddress(v.metrics, { where: '--metrics', name: '--metrics', baseDir: process.cwd(), warn: () => undefined });
+  if (v.pcap !== undefined) {
+    if (v.pcap === '' || v.pcap.includes('\0')) throw new UsageError('--pcap needs a file name');
+    daemon.pcap = v.pcap;
+  }
+  const level = v['log-level']?.toLowerCase();
+  if (level !== undefined && !(LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level ${v['log-level']}: debug, info, warn or error`);
+  return { logLevel: level as Level | undefined, daemon };
 }
 
 export function ipv4Arg(flag: string, text: string): Ipv4 {

@@ -5,7 +5,10 @@ import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { controlDir, controlRequest, ControlError, ControlServer } from '../io/control.js';
+import { parseListenAddress, type ListenAddress } from '../config/miredo.js';
 import { createLogger, type Level } from '../io/log.js';
+import { metricsText, serveMetrics, type MetricsServer } from '../io/metrics.js';
+import { packageVersion } from '../io/version.js';
 import { PortProxy, type ListenerStats } from '../io/portproxy/proxy.js';
 import { DEFAULT_CONFIG, readRules, serviceLookup, writeRules } from '../io/portproxy/store.js';
 import { applyEdit, formatRuleLine, formatShow, isMode, parseRuleArgs, sortRules, type Mode, type Rule, type Verb } from '../portproxy/rules.js';
@@ -41,6 +44,8 @@ common flags:
   --config FILE    the rule file (default ${DEFAULT_CONFIG}); written atomically
   --control PATH   (run, show --live) the daemon's control socket (default /run/transit6/netns-<id>/portproxy.sock)
   --log-level L    (run) debug|info|warn|error
+  --metrics HOST:PORT  (run) Prometheus metrics at http://HOST:PORT/metrics: per rule, connections accepted,
+                   refused and active, bytes each way, errors by reason (e.g. 127.0.0.1:9547; default off)
 
 examples:
   # IPv6 clients reach an IPv4-only web server 192.168.1.10:80 through this host's port 80
@@ -51,7 +56,7 @@ examples:
   transit6 portproxy add v6tov4 --listen-port 5432 --limit 100 --idle 15m --acl 2001:db8:1::/48
   transit6 portproxy show all
   transit6 portproxy delete v6tov4 listenport=5432
-  transit6 portproxy run --config /etc/transit6/portproxy.conf`;
+  transit6 portproxy run --config /etc/transit6/portproxy.conf --metrics 127.0.0.1:9547`;
 
 interface Common {
   config: string;
@@ -59,6 +64,7 @@ interface Common {
   live: boolean;
   control: string | undefined;
   logLevel: Level | undefined;
+  metrics: ListenAddress | undefined;
   rest: string[];
 }
 
@@ -78,7 +84,7 @@ const FLAG_TAGS: Record<string, string> = {
 
 /** Splits out --config/--json/... and turns rule flags (--listen-port 80, --listen-port=80) into key=value. */
 function parseCommon(argv: readonly string[]): Common {
-  const c: Common = { config: DEFAULT_CONFIG, json: false, live: false, control: undefined, logLevel: undefined, rest: [] };
+  const c: Common = { config: DEFAULT_CONFIG, json: false, live: false, control: undefined, logLevel: undefined, metrics: undefined, rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) {
@@ -104,6 +110,8 @@ function parseCommon(argv: readonly string[]): Common {
       const v = takeValue();
       if (!['debug', 'info', 'warn', 'error'].includes(v)) throw new UsageError(`bad --log-level '${v}' (debug, info, warn or error)`);
       c.logLevel = v as Level;
+    } else if (name === 'metrics') {
+      c.metrics = parseListenAddress(takeValue(), { where: '--metrics', name: '--metrics', baseDir: process.cwd(), warn: () => undefined });
     } else if (FLAG_TAGS[name]) c.rest.push(`${FLAG_TAGS[name]}=${takeValue()}`);
     else throw new UsageError(`unknown option '--${name}' (try 'transit6 portproxy --help')`);
   }
@@ -130,6 +138,7 @@ export async function portproxyCommand(argv: string[], io: CliIo): Promise<numbe
   if (verbWord === undefined) throw new UsageError("needs a verb: add, set, delete, show, reset or run (try 'transit6 portproxy --help')");
   const verb = verbWord.toLowerCase();
   const c = parseCommon(after);
+  if (c.metrics && verb !== 'run') throw new UsageError(`--metrics belongs to run, not ${verb}`);
   switch (verb) {
     case 'add':
     case 'set':
@@ -218,7 +227,14 @@ async function runDaemon(c: Common): Promise<number> {
     if (e instanceof UsageError) throw e;
     throw new Error(`cannot read ${c.config}: ${(e as Error).message}`);
   }
+  const startedAt = performance.now();
   const proxy = new PortProxy({ log });
+  let metrics: MetricsServer | undefined;
+  if (c.metrics) {
+    const version = packageVersion();
+    // Before the rules bind: a wrong --metrics stops the daemon at once, with nothing to undo.
+    metrics = await serveMetrics(c.metrics, () => metricsText({ role: 'portproxy', version, uptimeMs: performance.now() - startedAt, listeners: proxy.stats() }), log);
+  }
   const first = await proxy.apply(rules);
   log.info('started', { config: c.config, rules: rules.length, failed: first.failed.length });
   if (rules.length === 0) log.warn(`no rules in ${c.config}: add some with 'transit6 portproxy add' (applied live)`);
@@ -305,6 +321,7 @@ async function runDaemon(c: Common): Promise<number> {
   watcher?.close();
   if (debounce) clearTimeout(debounce);
   await control?.close();
+  await metrics?.close();
   await proxy.close();
   log.info('stopped');
   return EXIT_OK;

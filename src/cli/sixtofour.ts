@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../io/log.js';
 import { localIpv4Addresses, resolveIpv4Name, spawnRadvd, type TunnelDaemonOptions } from '../io/proto41.js';
 import { formatIpv6, parseIpv4, type Ipv4 } from '../wire/ip.js';
 import { sixToFourAddress, sixToFourRefusal, SIXTOFOUR_RELAY_ANYCAST } from '../wire/sixtofour.js';
-import { intArg, ipv4Arg, runTunnelDaemon, tunnelShowCommand } from './isatap.js';
+import { intArg, ipv4Arg, OBSERVE_OPTIONS, observeArgs, runTunnelDaemon, tunnelShowCommand } from './isatap.js';
 import { EXIT_OK, EXIT_USAGE, type CliIo } from './io.js';
 
 const HELP = `usage: transit6 6to4 host [--local ADDR]... [--relay NAME|ADDR|anycast] [options]
@@ -37,6 +37,10 @@ ranges count as public, so that labs can use 198.51.100.0/24 and 203.0.113.0/24.
   --interface NAME      the tunnel interface's name (default tun6to4)
   --mtu N               the tunnel MTU (default 1280)
   --control PATH        control socket (default /run/transit6/netns-<inode>/6to4.sock)
+  --metrics HOST:PORT   Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9546; default off)
+  --pcap FILE           capture to FILE-ipv4.pcap (the protocol-41 packets, IPv4 header included) and
+                        FILE-tun.pcap (the IPv6 packets of the tunnel interface)
+  --log-level LEVEL     debug | info | warn | error (default info)
 
 router:
   --lan IFACE           the LAN interface: gets 2002:WWXX:YYZZ:<subnet>::1/64 and router advertisements
@@ -50,6 +54,7 @@ examples:
   transit6 6to4 host --relay 198.51.100.18
   transit6 6to4 router --lan eth1 --subnet 1 --relay relay.example.net
   transit6 6to4 relay --local 198.51.100.18
+  transit6 6to4 host --metrics 127.0.0.1:9546 --pcap /tmp/6to4 --log-level debug
   transit6 6to4 show state`;
 
 export async function sixToFourCommand(argv: string[], io: CliIo): Promise<number> {
@@ -77,6 +82,7 @@ export async function sixToFourCommand(argv: string[], io: CliIo): Promise<numbe
       subnet: { type: 'string' },
       advertise: { type: 'string' },
       'ra-interval': { type: 'string' },
+      ...OBSERVE_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
@@ -94,7 +100,8 @@ export async function sixToFourCommand(argv: string[], io: CliIo): Promise<numbe
   const raInterval = v['ra-interval'] !== undefined ? intArg('--ra-interval', v['ra-interval'], 4, 1800) : 600;
   const mtu = v.mtu !== undefined ? intArg('--mtu', v.mtu, 1280, 65515) : 1280;
   const locals = chooseLocals((v.local ?? []).map((a) => ipv4Arg('--local', a)));
-  const log = createLogger(`6to4-${mode}`);
+  const observe = observeArgs(v);
+  const log = createLogger(`6to4-${mode}`, observe.logLevel ? { level: observe.logLevel } : {});
   let relay: Ipv4 | undefined;
   if (v.relay !== undefined) relay = await relayAddress(v.relay, log);
   if (mode === 'router' && advertise === 'radvd' && spawnSync('radvd', ['-v']).error) {
@@ -110,6 +117,7 @@ export async function sixToFourCommand(argv: string[], io: CliIo): Promise<numbe
     core,
     forwarding: mode !== 'host',
     ...(v.control ? { controlPath: v.control } : {}),
+    ...observe.daemon,
     ...(mode === 'router'
       ? {
           afterStart: () => startLan(v.lan!, lanAddress, lanPrefix, advertise === 'radvd', raInterval, log),

@@ -32,7 +32,7 @@ import { TunDevice } from './tun.js';
 import { ClientFastPath, RelayFastPath } from '../teredo/fastpath.js';
 import { UdpBatchSocket } from './udp.js';
 import { createLogger, type Logger } from './log.js';
-import { MetricsServer, metricsText } from './metrics.js';
+import { metricsText, serveMetrics } from './metrics.js';
 import { PcapCapture } from './pcapfile.js';
 import { logStateChange, stateChangeLine } from './statelog.js';
 import { TapHub } from './tap.js';
@@ -214,23 +214,14 @@ export async function startDaemon(
         stopTap();
         capture.close();
       });
-      log.info(`capturing to ${capture.udp.path} and ${capture.tun.path}`, { pcapUdp: capture.udp.path, pcapTun: capture.tun.path });
+      log.info(`capturing to ${capture.outer.path} and ${capture.tun.path}`, { pcapUdp: capture.outer.path, pcapTun: capture.tun.path });
     }
     if (config.metrics) {
       const version = packageVersion();
-      const metrics = new MetricsServer(() =>
+      const metrics = await serveMetrics(config.metrics, () =>
         metricsText({ role, version, state: handler('state', undefined) as StateJson, stats: handler('stats', undefined) as StatsJson, traffic: hub.counts() }),
-      );
-      let at: { address: string; port: number };
-      try {
-        at = await metrics.listen(config.metrics.host, config.metrics.port);
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        const why = err.code === 'EADDRINUSE' ? 'the port is in use' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : err.code === 'EACCES' ? 'permission denied' : err.message;
-        throw new Error(`--metrics ${config.metrics.host}:${config.metrics.port}: cannot listen: ${why}`);
-      }
+      log);
       cleanups.push(() => metrics.close());
-      log.info(`metrics at http://${at.address.includes(':') ? `[${at.address}]` : at.address}:${at.port}/metrics`, { metrics: `${at.address}:${at.port}` });
     }
     if (config.pidFile) {
       writeFileSync(config.pidFile, `${process.pid}\n`);

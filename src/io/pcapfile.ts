@@ -4,6 +4,8 @@
  *   BASE-udp.pcap  its UDP side: every Teredo datagram in and out, as IPv4+UDP packets (LINKTYPE_RAW) with the
  *                  addresses and ports it had on the wire, so tshark decodes the Teredo inside;
  *   BASE-tun.pcap  its tunnel side: the IPv6 packets to and from the kernel (LINKTYPE_RAW).
+ * The protocol-41 daemons (ISATAP, 6to4) write BASE-ipv4.pcap instead of BASE-udp.pcap: their protocol-41 packets
+ * as received and sent, IPv4 header included (LINKTYPE_RAW), which tshark decodes as IPv6 in IPv4.
  * BASE is FILE without a trailing ".pcap". Files are created 0640 (they hold traffic); a file that is already a
  * capture of ours (a restart, a reload as root) is appended to, anything else refused. Records are buffered and
  * written at least once a second and when the daemon stops, so a capture read while the daemon runs is at most a
@@ -23,10 +25,13 @@ const BUFFER = 256 * 1024;
 /** IPv4 total length is 16 bits: what fits beside a 20-byte IPv4 header and an 8-byte UDP header. */
 const MAX_UDP_PAYLOAD = 0xffff - 28;
 
-/** The two file names for a --pcap value. */
-export function pcapPaths(base: string): { udp: string; tun: string } {
+/** The outer side's capture: Teredo's UDP datagrams, or the protocol-41 daemons' IPv4 packets. */
+export type OuterSide = 'udp' | 'ipv4';
+
+/** The two file names for a --pcap value: BASE-udp.pcap (or BASE-ipv4.pcap) and BASE-tun.pcap. */
+export function pcapPaths(base: string, outer: OuterSide = 'udp'): { outer: string; tun: string } {
   const b = base.endsWith('.pcap') ? base.slice(0, -5) : base;
-  return { udp: `${b}-udp.pcap`, tun: `${b}-tun.pcap` };
+  return { outer: `${b}-${outer}.pcap`, tun: `${b}-tun.pcap` };
 }
 
 /** One classic pcap file written through a buffer. */
@@ -172,24 +177,27 @@ export interface PcapCaptureOptions {
   /** Replaces a 0.0.0.0 local address (a wildcard bind) in the records with the address actually used. */
   localAddr?: number;
   onError?: (e: Error) => void;
+  /** The outer side: udp (Teredo, the default) or ipv4 (protocol 41). */
+  outer?: OuterSide;
   /** Flush interval in ms (default 1000). */
   flushMs?: number;
 }
 
-/** The two files of --pcap, fed from the daemon's tap. */
+/** The two files of --pcap, fed from the daemon's tap (Teredo) or written directly (protocol 41). */
 export class PcapCapture {
-  readonly udp: PcapFile;
+  /** The outer side: UDP datagrams as IPv4+UDP (Teredo), or the protocol-41 IPv4 packets as they are. */
+  readonly outer: PcapFile;
   readonly tun: PcapFile;
   private readonly timer: NodeJS.Timeout;
   readonly sink: TapSink;
 
   constructor(base: string, private readonly opts: PcapCaptureOptions = {}) {
-    const paths = pcapPaths(base);
-    this.udp = new PcapFile(paths.udp, opts.onError);
+    const paths = pcapPaths(base, opts.outer);
+    this.outer = new PcapFile(paths.outer, opts.onError);
     try {
       this.tun = new PcapFile(paths.tun, opts.onError);
     } catch (e) {
-      this.udp.close();
+      this.outer.close();
       throw e;
     }
     this.timer = setInterval(() => this.flush(), opts.flushMs ?? 1000);
@@ -204,17 +212,17 @@ export class PcapCapture {
     }
     // Snaplen 65535 keeps every record whole: a datagram that does not fit one IPv4 packet is left out.
     if (!p.src || !p.dst || p.data.length > MAX_UDP_PAYLOAD) return;
-    this.udp.addUdp(p.at, this.fix(p.src), this.fix(p.dst), p.data);
+    this.outer.addUdp(p.at, this.fix(p.src), this.fix(p.dst), p.data);
   }
 
   flush(): void {
-    this.udp.flush();
+    this.outer.flush();
     this.tun.flush();
   }
 
   close(): void {
     clearInterval(this.timer);
-    this.udp.close();
+    this.outer.close();
     this.tun.close();
   }
 

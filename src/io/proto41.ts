@@ -25,8 +25,11 @@ import { formatIpv4, formatIpv6, parseIpv4, type Ipv4 } from '../wire/ip.js';
 import { emitIpv4Header, IPV4_MIN_HEADER, PROTO_IPV6 } from '../wire/ipv4.js';
 import { controlDir, ControlServer } from './control.js';
 import type { Logger } from './log.js';
+import { metricsText, serveMetrics, type TunnelDir, type TunnelMetricsInput } from './metrics.js';
 import { errnoName, loadNative, type NativeBinding, type PollHandle } from './native.js';
+import { PcapCapture } from './pcapfile.js';
 import { TunDevice } from './tun.js';
+import { packageVersion } from './version.js';
 
 /** What `show state` says about the data plane. */
 export const DATA_PLANE = 'user space (raw protocol 41)';
@@ -206,7 +209,7 @@ export interface TunnelDriverOptions {
   resolver?: ResolverFiles;
   log: Logger;
   /** Every packet in and out, for captures: outer IPv4 packets ('ipv4-in'/'ipv4-out') and tunnel packets. */
-  tap?: (dir: 'ipv4-in' | 'ipv4-out' | 'tun-in' | 'tun-out', data: Uint8Array) => void;
+  tap?: (dir: TunnelDir, data: Uint8Array) => void;
 }
 
 export type StartableCore = TunnelCore & { start(now: number): void };
@@ -427,6 +430,34 @@ export interface TunnelDaemonOptions {
   afterStart?: (ifname: string) => Promise<(() => Promise<void> | void) | undefined>;
   /** Extra fields for `show state`. */
   extraState?: () => Record<string, unknown>;
+  /** --metrics: the Prometheus endpoint. */
+  metrics?: { host: string; port: number };
+  /** --pcap: BASE-ipv4.pcap (the protocol-41 packets) and BASE-tun.pcap (the IPv6 packets). */
+  pcap?: string;
+}
+
+const TUNNEL_DIRS: readonly TunnelDir[] = ['ipv4-in', 'ipv4-out', 'tun-in', 'tun-out'];
+
+/** Packets and bytes each way for the metrics, and the --pcap files when asked: the TunnelDriver's tap. */
+class TunnelTap {
+  private readonly packets = [0, 0, 0, 0];
+  private readonly bytes = [0, 0, 0, 0];
+  capture: PcapCapture | undefined;
+  private readonly origin = performance.timeOrigin;
+
+  readonly tap = (dir: TunnelDir, data: Uint8Array): void => {
+    const i = dir === 'ipv4-in' ? 0 : dir === 'ipv4-out' ? 1 : dir === 'tun-in' ? 2 : 3;
+    this.packets[i]!++;
+    this.bytes[i]! += data.length;
+    const c = this.capture;
+    if (c) (i < 2 ? c.outer : c.tun).add(this.origin + performance.now(), data);
+  };
+
+  counts(): Record<TunnelDir, { packets: number; bytes: number }> {
+    const out = {} as Record<TunnelDir, { packets: number; bytes: number }>;
+    TUNNEL_DIRS.forEach((d, i) => (out[d] = { packets: this.packets[i]!, bytes: this.bytes[i]! }));
+    return out;
+  }
 }
 
 export interface TunnelDaemonHandle {
@@ -460,10 +491,20 @@ export async function startTunnelDaemon(o: TunnelDaemonOptions): Promise<TunnelD
         cleanups.push(() => writeFileSync(sysctl, `${before}\n`));
       }
     }
-    const driver = new TunnelDriver(o.core, { tun, log: o.log, ...(o.resolver ? { resolver: o.resolver } : {}) });
+    const tap = new TunnelTap();
+    if (o.pcap) {
+      const capture = new PcapCapture(o.pcap, { outer: 'ipv4', onError: (e) => o.log.warn(e.message) });
+      tap.capture = capture;
+      cleanups.push(() => {
+        tap.capture = undefined;
+        capture.close();
+      });
+      o.log.info(`capturing to ${capture.outer.path} and ${capture.tun.path}`, { pcapIpv4: capture.outer.path, pcapTun: capture.tun.path });
+    }
+    const driver = new TunnelDriver(o.core, { tun, log: o.log, tap: tap.tap, ...(o.resolver ? { resolver: o.resolver } : {}) });
     cleanups.push(() => driver.stop());
     const controlPath = o.controlPath ?? tunnelControlPath(o.name);
-    const control = new ControlServer(controlPath, ({ cmd }) => {
+    const handler = (cmd: string): Record<string, unknown> => {
       const now = driver.now();
       switch (cmd) {
         case 'state':
@@ -481,9 +522,18 @@ export async function startTunnelDaemon(o: TunnelDaemonOptions): Promise<TunnelD
         default:
           throw new Error(`unknown command '${cmd}' (state, stats)`);
       }
-    }, { daemon: `transit6 ${o.name.replace(/^isatap-/, 'isatap ')}` });
+    };
+    const control = new ControlServer(controlPath, ({ cmd }) => handler(cmd), { daemon: `transit6 ${o.name.replace(/^isatap-/, 'isatap ')}` });
     await control.listen();
     cleanups.push(() => control.close());
+    if (o.metrics) {
+      const version = packageVersion();
+      const metrics = await serveMetrics(o.metrics, () => {
+        const state = handler('state');
+        return metricsText({ role: state.role as TunnelMetricsInput['role'], version, state, stats: handler('stats') as TunnelMetricsInput['stats'], traffic: tap.counts() });
+      }, o.log);
+      cleanups.push(() => metrics.close());
+    }
     driver.start();
     if (o.afterStart) {
       await driver.ifaceIdle();

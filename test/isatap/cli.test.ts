@@ -49,6 +49,13 @@ test('bad usage: exit 2 with one line, nothing started', async () => {
     [['6to4', 'router', '--lan', 'nosuchif0', '--local', '198.51.100.2'], /--lan nosuchif0: no such interface/],
     [['6to4', 'host', '--local', '198.51.100.2', '--strict-relay'], /--strict-relay needs --relay/],
     [['6to4', 'relay', '--strict-relay'], /--strict-relay is for/],
+    [['isatap', 'host', '--router', '10.0.0.1', '--local', '10.0.0.2', '--metrics', '9545'], /--metrics '9545' is not HOST:PORT/],
+    [['isatap', 'router', '--prefix', '2001:db8::/64', '--local', '10.0.0.1', '--metrics', '127.0.0.1:70000'], /the port must be 1-65535/],
+    [['isatap', 'host', '--router', '10.0.0.1', '--local', '10.0.0.2', '--log-level', 'loud'], /--log-level loud: debug, info, warn or error/],
+    [['6to4', 'host', '--local', '198.51.100.2', '--pcap', ''], /--pcap needs a file name/],
+    [['6to4', 'relay', '--local', '198.51.100.2', '--metrics', '[nope]:9546'], /is not an IPv6 address/],
+    [['portproxy', 'show', '--metrics', '127.0.0.1:9547'], /--metrics belongs to run, not show/],
+    [['portproxy', 'run', '--metrics', 'localhost'], /--metrics 'localhost' is not HOST:PORT/],
   ];
   for (const [argv, re] of cases) {
     const r = await run(...argv);

@@ -6,7 +6,9 @@
  *   2. host to host goes direct: the router forwards none of it;
  *   3. a host reaches the native IPv6 host through the router: ping and a TCP exchange (socat);
  *   5. radvd as the advertisement source on the router's tunnel interface (--advertiser radvd, UnicastOnly);
- *   6. tshark decodes every packet on the intranet cleanly: IPv6 in IPv4 protocol 41, RS and RA included.
+ *   6. tshark decodes every packet on the intranet cleanly: IPv6 in IPv4 protocol 41, RS and RA included;
+ *      and host 1's own --pcap files (its protocol-41 side and its tunnel side) with no malformed frame.
+ * Host 1 also serves --metrics inside its namespace: test 2 scrapes it around a ping.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +30,7 @@ import {
   tunnelShow,
   waitFor,
 } from '../../src/lab/proto41-topology.js';
-import { skipUnlessRoot } from './helpers.js';
+import { sampleValue, scrapeMetrics, skipUnlessRoot } from './helpers.js';
 
 installCleanupHandlers();
 
@@ -58,7 +60,8 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
     const capture = await startCapture(lab, lab.nsName('isa-lan'), 'br0', 'isatap');
     procs.push(startTransit6(lab, topo.router.ns, 'router', ['isatap', 'router', '--local', topo.router.ipv4, '--prefix', `${ISATAP_PREFIX}/64`, '--default-route']));
     await waitFor('the router', () => tunnelShow(lab, topo.router.ns, 'isatap', 'state'), 15_000, procs);
-    procs.push(startTransit6(lab, h1.ns, 'host', ['isatap', 'host', '--hosts-file', hosts, '--resolv-conf', resolv]));
+    const h1Pcap = join(lab.runDir, 'h1');
+    procs.push(startTransit6(lab, h1.ns, 'host', ['isatap', 'host', '--hosts-file', hosts, '--resolv-conf', resolv, '--metrics', '127.0.0.1:9545', '--pcap', h1Pcap, '--log-level', 'debug']));
     procs.push(startTransit6(lab, h2.ns, 'host', ['isatap', 'host', '--router', topo.router.ipv4]));
     const s1 = await waitFor('host 1 configured', () => configured(lab, h1.ns), 20_000, procs);
     const s2 = await waitFor('host 2 configured', () => configured(lab, h2.ns), 20_000, procs);
@@ -81,7 +84,16 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
     });
     await t.test('2: host to host goes direct, the router forwards none of it', async () => {
       const before = ((await tunnelShow(lab, topo.router.ns, 'isatap', 'state')) as State).events ?? {};
+      const m0 = await scrapeMetrics(lab, h1.ns, '127.0.0.1:9545');
       assert.ok(await ping(lab, h1.ns, a2, { count: 3 }), `ping ${a2} from host 1`);
+      // Host 1's metrics: the three echo requests went out as protocol-41 packets, the replies came in.
+      const m1 = await scrapeMetrics(lab, h1.ns, '127.0.0.1:9545');
+      assert.equal(sampleValue(m1, 'transit6_state', { state: 'configured' }), 1);
+      const out = (m: typeof m0): number => sampleValue(m, 'transit6_packets_total', { side: 'ipv4', direction: 'out' }) ?? -1;
+      const tunIn = (m: typeof m0): number => sampleValue(m, 'transit6_packets_total', { side: 'tun', direction: 'in' }) ?? -1;
+      assert.ok(out(m1) >= out(m0) + 3, `ipv4 out ${out(m0)} -> ${out(m1)}`);
+      assert.ok(tunIn(m1) >= tunIn(m0) + 3, `tun in ${tunIn(m0)} -> ${tunIn(m1)}`);
+      assert.ok((sampleValue(m1, 'transit6_events_total', { event: 'tx-direct' }) ?? 0) >= 3);
       assert.ok(await ping(lab, h2.ns, a1, { count: 3 }), `ping ${a1} from host 2`);
       const after = ((await tunnelShow(lab, topo.router.ns, 'isatap', 'state')) as State).events ?? {};
       assert.equal(after['rx-packets'] ?? 0, before['rx-packets'] ?? 0, 'the router saw host-to-host packets');
@@ -131,6 +143,19 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
       // the router's.
       assert.equal(countFrames(capture.path, 'ip.proto == 41 && !ipv6'), 0);
       assert.ok(countFrames(capture.path, 'ip.proto == 41 && icmpv6.type == 134 && icmpv6.opt.prefix == 2001:db8:5e:2::') >= 1, "radvd's advertisements");
+    });
+    await t.test("6b: host 1's --pcap files decode cleanly: IPv6 in IPv4 on its protocol-41 side, IPv6 on its tunnel side", async () => {
+      await procs[1]!.stop(5000); // flushes the capture
+      const outer = `${h1Pcap}-ipv4.pcap`;
+      const inner = `${h1Pcap}-tun.pcap`;
+      assert.deepEqual(decodeProblems(outer), []);
+      assert.deepEqual(decodeProblems(inner), []);
+      assert.ok(countFrames(outer, 'ip.proto == 41 && icmpv6.type == 133') >= 1, 'its router solicitations');
+      assert.ok(countFrames(outer, 'ip.proto == 41 && icmpv6.type == 134') >= 1, 'the advertisements it received');
+      assert.ok(countFrames(outer, `ip.proto == 41 && ip.src == ${h1.ipv4} && ip.dst == ${h2.ipv4} && icmpv6.type == 128`) >= 3, 'its pings to host 2');
+      assert.equal(countFrames(outer, '!(ip.proto == 41 && ipv6)'), 0, 'every frame IPv6 in IPv4');
+      assert.ok(countFrames(inner, `ipv6.dst == ${a2} && icmpv6.type == 128`) >= 3, 'the pings on the tunnel side');
+      assert.equal(countFrames(inner, 'ip || !ipv6'), 0, 'the tunnel side is IPv6 only');
     });
   } finally {
     await lab.destroy();

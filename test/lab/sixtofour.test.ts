@@ -4,7 +4,8 @@
  *   1. the LAN host autoconfigures from radvd's advertisements; the 6to4 host has 2002:cb00:7102::cb00:7102;
  *   2. the 6to4 host and the router's LAN talk across the IPv4 Internet (ping both ways, TCP);
  *   3. the 6to4 site (LAN host, 6to4 host) reaches the native IPv6 host through our relay and back (ping, TCP);
- *   4. a protocol-41 packet whose 6to4 source does not embed its outer source is dropped and counted;
+ *   4. a protocol-41 packet whose 6to4 source does not embed its outer source is dropped and counted (in `show
+ *      state` and in the router's --metrics, scraped inside its namespace);
  *   5. tshark decodes every packet on the Internet and on the LAN cleanly (IPv6 in IPv4, RA).
  */
 import { test } from 'node:test';
@@ -27,7 +28,7 @@ import {
 } from '../../src/lab/proto41-topology.js';
 import { buildIcmpv6Packet } from '../../src/wire/icmpv6.js';
 import { parseIpv6 } from '../../src/wire/ip.js';
-import { skipUnlessRoot } from './helpers.js';
+import { sampleValue, scrapeMetrics, skipUnlessRoot } from './helpers.js';
 
 installCleanupHandlers();
 
@@ -62,7 +63,7 @@ test('6to4: router with a LAN (radvd), host, relay and a native IPv6 host', asyn
     const inetCap = await startCapture(lab, topo.inet, 'any', 'inet');
     const lanCap = await startCapture(lab, topo.lanHost.ns, 'eth0', 'lan');
     procs.push(startTransit6(lab, topo.relay.ns, 'relay', ['6to4', 'relay', '--local', topo.relay.ipv4]));
-    procs.push(startTransit6(lab, topo.router.ns, 'router', ['6to4', 'router', '--lan', topo.router.lanIface, '--subnet', '1', '--relay', topo.relay.ipv4, '--ra-interval', '4']));
+    procs.push(startTransit6(lab, topo.router.ns, 'router', ['6to4', 'router', '--lan', topo.router.lanIface, '--subnet', '1', '--relay', topo.relay.ipv4, '--ra-interval', '4', '--metrics', '127.0.0.1:9546']));
     // The host finds its public address itself (203.0.113.2, its only IPv4 address).
     procs.push(startTransit6(lab, topo.host.ns, 'host', ['6to4', 'host', '--relay', topo.relay.ipv4]));
     const relayState = await waitFor('relay up', () => up(lab, topo.relay.ns), 15_000, procs);
@@ -113,6 +114,8 @@ test('6to4: router with a LAN (radvd), host, relay and a native IPv6 host', asyn
     });
     await t.test('4: a 6to4 source that does not embed the outer source is dropped (RFC 3056 §9)', async () => {
       const before = ((await tunnelShow(lab, topo.router.ns, '6to4', 'state')) as State).drops?.['source-ipv4-mismatch'] ?? 0;
+      const dropped = async (): Promise<number> => sampleValue(await scrapeMetrics(lab, topo.router.ns, '127.0.0.1:9546'), 'transit6_drops_total', { reason: 'source-ipv4-mismatch' }) ?? 0;
+      const m0 = await dropped();
       // From 203.0.113.2, an inner source claiming 203.0.113.3's site.
       const spoof = buildIcmpv6Packet(parseIpv6('2002:cb00:7103::cb00:7103')!, parseIpv6('2002:c633:6402::c633:6402')!, { type: 'echo-request', identifier: 7, sequence: 1, data: new Uint8Array(8) });
       const hex = Buffer.from(spoof).toString('hex');
@@ -123,6 +126,7 @@ test('6to4: router with a LAN (radvd), host, relay and a native IPv6 host', asyn
         return d >= before + 3 ? d : undefined;
       }, 5000, procs);
       assert.equal(after, before + 3);
+      assert.equal(await dropped(), m0 + 3, 'the metrics count the same drops');
     });
     await inetCap.stop();
     await lanCap.stop();

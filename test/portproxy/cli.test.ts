@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { backend, dial, dialAndRead, echo, freePort, readAll, until } from './helpers.js';
+import { parseExposition } from '../io/exposition.js';
 
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
@@ -82,7 +83,8 @@ test('run: rules added with the CLI apply live (file watch), SIGHUP reloads, sho
   const be = await backend('::1', echo);
   const conf = join(dir, 'pp.conf');
   const sock = join(dir, 'control.sock');
-  const child = spawn(process.execPath, [MAIN, 'portproxy', 'run', '--config', conf, '--control', sock], {
+  const metricsPort = await freePort('127.0.0.1');
+  const child = spawn(process.execPath, [MAIN, 'portproxy', 'run', '--config', conf, '--control', sock, '--metrics', `127.0.0.1:${metricsPort}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, TRANSIT6_LOG_LEVEL: 'info' },
   });
@@ -104,6 +106,19 @@ test('run: rules added with the CLI apply live (file watch), SIGHUP reloads, sho
     assert.match(live.out, new RegExp(`v4tov6 +\\*:${port} +\\[::1\\]:${be.port} +listening +\\d+ +1 `));
     const liveJson = JSON.parse((await cli(['show', '--live', '--json', '--config', conf, '--control', sock])).out) as { live: { counters: Record<string, number> }[] };
     assert.equal(liveJson.live[0]!.counters.accepted, 1);
+
+    // --metrics: the same connection in Prometheus's text format, over loopback.
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(res.status, 200);
+    const fams = parseExposition(await res.text());
+    const labels = { mode: 'v4tov6', listen: `*:${port}`, target: `[::1]:${be.port}` };
+    const sample = (name: string, extra: Record<string, string> = {}): number | undefined =>
+      fams.get(name)?.samples.find((x) => Object.entries({ ...labels, ...extra }).every(([k, v]) => x.labels[k] === v))?.value;
+    assert.equal(sample('transit6_portproxy_connections_accepted_total'), 1, JSON.stringify([...fams.keys()]));
+    assert.equal(sample('transit6_portproxy_bytes_total', { direction: 'to_target' }), 'through the daemon'.length);
+    assert.equal(sample('transit6_portproxy_bytes_total', { direction: 'to_client' }), 'through the daemon'.length);
+    assert.equal(sample('transit6_portproxy_connections_refused_total', { reason: 'limit' }), 0);
+    assert.equal(sample('transit6_portproxy_listening'), 1);
 
     // A malformed file is refused with its line; the running rule stays.
     writeFileSync(conf, `v4tov6 listenport=${port} connectport=${be.port}\nv4tov6 nonsense\n`);

@@ -189,7 +189,7 @@ test('--pcap files (PcapCapture) read back: UDP side with the wildcard address f
   const dir = mkdtempSync(join(tmpdir(), 't6-pcap-'));
   try {
     const base = join(dir, 'client.pcap');
-    assert.deepEqual(pcapPaths(base), { udp: join(dir, 'client-udp.pcap'), tun: join(dir, 'client-tun.pcap') });
+    assert.deepEqual(pcapPaths(base), { outer: join(dir, 'client-udp.pcap'), tun: join(dir, 'client-tun.pcap') });
     const c = new PcapCapture(base, { localAddr: 0xc0a8010a });
     const r = runQualify({ nat: 'none' });
     const udp = r.net.trace.filter((e): e is TraceUdp => e.kind === 'udp');
@@ -199,7 +199,7 @@ test('--pcap files (PcapCapture) read back: UDP side with the wildcard address f
     v6[6] = 59;
     c.write({ at: 1_700_000_001_000, dir: 'tun-in', data: v6 });
     c.close();
-    const u = readCapture(readFileSync(pcapPaths(base).udp));
+    const u = readCapture(readFileSync(pcapPaths(base).outer));
     assert.equal(u.packets.length, udp.length);
     assert.ok(u.packets.every((p) => p.kind === 'udp' && p.src.addr === 0xc0a8010a));
     const t = readCapture(readFileSync(pcapPaths(base).tun));
@@ -249,7 +249,7 @@ test('--pcap appends to its own capture (a restart) and refuses to overwrite ano
       c.close();
     }
     assert.equal(readCapture(readFileSync(pcapPaths(base).tun)).packets.length, 2);
-    assert.equal(readCapture(readFileSync(pcapPaths(base).udp)).packets.length, 2);
+    assert.equal(readCapture(readFileSync(pcapPaths(base).outer)).packets.length, 2);
     writeFileSync(join(dir, 'other-udp.pcap'), 'not a capture, and not ours to overwrite');
     assert.throws(() => new PcapCapture(join(dir, 'other')), /exists and is not a raw-IP capture written by transit6/);
     assert.equal(readFileSync(join(dir, 'other-udp.pcap'), 'utf8'), 'not a capture, and not ours to overwrite');

@@ -104,6 +104,8 @@ export interface ListenerStats {
   active: number;
   /** Bytes sitting in the proxy's stream buffers for this rule's connections (both directions). */
   bufferedBytes: number;
+  /** Bytes the open connections have carried so far (the counters add a connection's bytes when it closes). */
+  openBytes: { toTarget: number; toClient: number };
   counters: Record<string, number>;
 }
 
@@ -349,9 +351,14 @@ export class PortProxy {
   stats(): ListenerStats[] {
     const one = (l: Listener): ListenerStats => {
       let buffered = 0;
+      const openBytes = { toTarget: 0, toClient: 0 };
       for (const c of l.conns) {
         buffered += c.client.writableLength + c.client.readableLength;
-        if (c.upstream) buffered += c.upstream.writableLength + c.upstream.readableLength;
+        openBytes.toTarget += c.client.bytesRead;
+        if (c.upstream) {
+          buffered += c.upstream.writableLength + c.upstream.readableLength;
+          openBytes.toClient += c.upstream.bytesRead;
+        }
       }
       const addr = l.server?.address();
       return {
@@ -364,6 +371,7 @@ export class PortProxy {
         ...(addr && typeof addr === 'object' ? { bound: { address: addr.address, port: addr.port } } : {}),
         active: l.conns.size,
         bufferedBytes: buffered,
+        openBytes,
         counters: l.counters.snapshot(),
       };
     };
