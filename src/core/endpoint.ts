@@ -32,16 +32,16 @@ export interface Endpoint {
   poll(): Action | undefined;
 }
 
-/** A FIFO of actions with an O(1) poll, shared by the cores. */
-export class ActionQueue {
-  private items: Action[] = [];
+/** A FIFO with an O(1) poll: the cores' action queues. */
+export class FifoQueue<T> {
+  private items: T[] = [];
   private head = 0;
 
-  push(a: Action): void {
+  push(a: T): void {
     this.items.push(a);
   }
 
-  poll(): Action | undefined {
+  poll(): T | undefined {
     if (this.head >= this.items.length) return undefined;
     const a = this.items[this.head++];
     if (this.head > 1024 && this.head * 2 > this.items.length) {
@@ -55,3 +55,6 @@ export class ActionQueue {
     return this.items.length - this.head;
   }
 }
+
+/** The Teredo cores' queue of actions. */
+export class ActionQueue extends FifoQueue<Action> {}

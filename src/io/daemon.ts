@@ -28,6 +28,7 @@ import { Driver, type IfaceAction } from './driver.js';
 import { applyIfaceCommand, toIfaceCommand } from './iface.js';
 import { loadNative } from './native.js';
 import { PrivilegedHelper } from './privclient.js';
+import { sourceAddressTowards } from './localaddr.js';
 import { TunDevice } from './tun.js';
 import { ClientFastPath, RelayFastPath } from '../teredo/fastpath.js';
 import { UdpBatchSocket } from './udp.js';
@@ -108,23 +109,6 @@ function fixedPart(c: DaemonConfig): string {
   if (c.role === 'client') return JSON.stringify({ ...base, bind: c.bind, iface: c.interfaceName });
   if (c.role === 'relay') return JSON.stringify({ ...base, bind: c.bind, iface: c.interfaceName, mtu: c.mtu });
   return JSON.stringify({ ...base, primary: c.primary, secondary: c.secondary, port: c.core.port, probe: c.core.probePort });
-}
-
-/** Which local IPv4 address the kernel would use towards `to` (the client's "local mapping" address). */
-function sourceAddressTowards(to: Ipv4): Promise<Ipv4> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.on('error', (e) => {
-      s.close();
-      reject(e);
-    });
-    s.connect(9, formatIpv4(to), () => {
-      const a = parseIpv4(s.address().address);
-      s.close();
-      if (a === undefined) reject(new Error('no local IPv4 address'));
-      else resolve(a);
-    });
-  });
 }
 
 function ipv4Or(addr: string | number): Ipv4 {

@@ -4,6 +4,7 @@
  * views, actions go out to the adapters here. OS errors are counted by the adapters and never stop the loop.
  */
 import { performance } from 'node:perf_hooks';
+import { CoreTimer } from './coretimer.js';
 import type { Action, Endpoint } from '../core/endpoint.js';
 import type { FastPath, FastSink } from '../teredo/fastpath.js';
 import { Counters } from '../core/counters.js';
@@ -44,8 +45,10 @@ export class Driver {
   private readonly sockets = new Map<number, UdpBatchSocket>();
   private readonly defaultSocket: UdpBatchSocket;
   private readonly defaultLocal: Ipv4Port;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt: number | undefined;
+  private readonly timer = new CoreTimer(() => {
+    this.endpoint.handleTimeout(this.now());
+    this.drain();
+  });
   private ifaceChain: Promise<void> = Promise.resolve();
   private ifacePending = 0;
   private ifaceLast: 'up' | 'down' | 'failed' | undefined;
@@ -133,9 +136,7 @@ export class Driver {
   /** A new core takes over the same sockets and tunnel (a reload without privileges). */
   replaceEndpoint(endpoint: Endpoint, fastPath?: FastPath): void {
     this.fastPath = fastPath;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = undefined;
+    this.timer.clear();
     this.endpoint = endpoint;
     this.drain();
   }
@@ -155,8 +156,7 @@ export class Driver {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.clear();
     for (const s of this.sockets.values()) s.close();
     this.sockets.clear();
   }
@@ -222,25 +222,7 @@ export class Driver {
     for (let a = this.endpoint.poll(); a; a = this.endpoint.poll()) this.perform(a);
     // Tunnel writes queued during this batch go out in one native call.
     this.opts.tun?.flush();
-    const due = this.endpoint.pollTimeout();
-    if (due === undefined) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      this.timerAt = undefined;
-      return;
-    }
-    if (this.timer && this.timerAt === due) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = due;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.timerAt = undefined;
-        this.endpoint.handleTimeout(this.now());
-        this.drain();
-      },
-      Math.max(0, Math.ceil(due - now)),
-    );
+    this.timer.set(this.endpoint.pollTimeout(), now);
   }
 
   private perform(a: Action): void {

@@ -13,7 +13,7 @@
  * through `ip`, the control socket, and the local IPv4 address discovery.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
+import { CoreTimer } from './coretimer.js';
 import { Resolver } from 'node:dns/promises';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
@@ -129,22 +129,7 @@ export async function resolveIpv4Name(name: string, files: ResolverFiles = {}): 
 // ---------------------------------------------------------------------------------------------------------------
 // Local IPv4 addresses
 
-/** Which local IPv4 address the kernel would use towards `to`. */
-export function sourceAddressTowards(to: Ipv4): Promise<Ipv4> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.on('error', (e) => {
-      s.close();
-      reject(e);
-    });
-    s.connect(9, formatIpv4(to), () => {
-      const a = parseIpv4(s.address().address);
-      s.close();
-      if (a === undefined) reject(new Error(`no local IPv4 address towards ${formatIpv4(to)}`));
-      else resolve(a);
-    });
-  });
-}
+export { sourceAddressTowards } from './localaddr.js';
 
 /** Every IPv4 address on this host's interfaces except loopback, in interface order. */
 export function localIpv4Addresses(): Ipv4[] {
@@ -228,8 +213,10 @@ export class TunnelDriver {
   private readonly lengths = new Uint32Array(RX_BATCH);
   private readonly rxStats = new Uint32Array(1);
   private readonly txBuf = new Uint8Array(IPV4_MIN_HEADER + 65535);
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt: number | undefined;
+  private readonly timer = new CoreTimer(() => {
+    this.core.handleTimeout(this.now());
+    this.drain();
+  });
   private ifaceChain: Promise<void> = Promise.resolve();
   private ifacePending = 0;
   private ifaceLast: 'up' | 'failed' | undefined;
@@ -273,8 +260,7 @@ export class TunnelDriver {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.clear();
     if (this.rxPoll) this.native.pollStop(this.rxPoll);
     this.rxPoll = undefined;
     this.native.close(this.rxFd);
@@ -325,25 +311,7 @@ export class TunnelDriver {
   private drain(): void {
     if (this.stopped) return;
     for (let a = this.core.poll(); a; a = this.core.poll()) this.perform(a);
-    const due = this.core.pollTimeout();
-    if (due === undefined) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      this.timerAt = undefined;
-      return;
-    }
-    if (this.timer && this.timerAt === due) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = due;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.timerAt = undefined;
-        this.core.handleTimeout(this.now());
-        this.drain();
-      },
-      Math.max(0, Math.ceil(due - this.now())),
-    );
+    this.timer.set(this.core.pollTimeout(), this.now());
   }
 
   private perform(a: TunnelAction): void {

@@ -4,6 +4,7 @@
  * counted drops. Pure: no clock, no sockets; every entry point takes `now`.
  */
 import type { Counters } from '../core/counters.js';
+import { FifoQueue } from '../core/endpoint.js';
 import type { Millis } from '../core/time.js';
 import { formatIpv4, isGlobalIpv4, type Ipv4 } from '../wire/ip.js';
 import { parseIpv4 as parseIpv4Packet, PROTO_IPV6 } from '../wire/ipv4.js';
@@ -122,26 +123,5 @@ export function remainingS(now: Millis, until: Millis): number | null {
   return until === Infinity ? null : Math.max(0, Math.round((until - now) / 1000));
 }
 
-/** A FIFO of tunnel actions with an O(1) poll (the shape of core/endpoint.ts ActionQueue). */
-export class TunnelQueue {
-  private items: TunnelAction[] = [];
-  private head = 0;
-
-  push(a: TunnelAction): void {
-    this.items.push(a);
-  }
-
-  poll(): TunnelAction | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const a = this.items[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return a;
-  }
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-}
+/** A FIFO of tunnel actions with an O(1) poll. */
+export class TunnelQueue extends FifoQueue<TunnelAction> {}

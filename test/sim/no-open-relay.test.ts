@@ -7,30 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ActionQueue, type Action, type Endpoint } from '../../src/core/endpoint.js';
-import type { Millis } from '../../src/core/time.js';
 import { buildReachNetwork, REACH_ADDRESSES } from '../../src/sim/reach.js';
 import { buildIcmpv6Packet } from '../../src/wire/icmpv6.js';
 import { isGlobalIpv4, ipv6Equal, type Ipv4Port } from '../../src/wire/ip.js';
 import { buildBubble, emitIpv6Header } from '../../src/wire/ipv6.js';
 import { decodeTeredoAddress, encodeTeredoAddress, encodeTeredoPacket, isTeredoAddress } from '../../src/wire/teredo.js';
 import { v4, v6 } from '../addresses.js';
-
-class Attacker implements Endpoint {
-  readonly received: { from: Ipv4Port; data: Uint8Array }[] = [];
-  private readonly actions = new ActionQueue();
-  handleDatagram(_now: Millis, from: Ipv4Port, _to: Ipv4Port, data: Uint8Array): void {
-    this.received.push({ from, data: data.slice() });
-  }
-  handleIpv6(): void {}
-  handleTimeout(): void {}
-  pollTimeout(): Millis | undefined {
-    return undefined;
-  }
-  poll(): Action | undefined {
-    return this.actions.poll();
-  }
-}
+import { SinkCore } from './doubles.js';
 
 const ATTACKER: Ipv4Port = { addr: v4('203.0.113.200'), port: 7777 };
 const SERVER: Ipv4Port = { addr: REACH_ADDRESSES.serverPrimary, port: 3544 };
@@ -50,7 +33,7 @@ const UDP_DNS = Uint8Array.from([0x30, 0x39, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]);
 function setup() {
   const network = buildReachNetwork({ clients: ['prc', 'pub'] });
   const { net, clients } = network;
-  const attacker = new Attacker();
+  const attacker = new SinkCore();
   net.addHost('attacker', { addr: ATTACKER.addr, port: ATTACKER.port, endpoint: attacker });
   assert.ok(net.runUntil(() => [...clients.values()].every((c) => c.status().natDetection === 'done'), 60_000));
   return { ...network, attacker };
@@ -65,7 +48,7 @@ function assertNothingToNonGlobal(net: ReturnType<typeof setup>['net']): void {
 }
 
 test('server: no TCP, UDP, large or non-echo ICMPv6 to native IPv6, no spoofed or non-global forwarding (§5.3.1)', () => {
-  const { net, server, v6host, clients, attacker } = setup();
+  const { net, server, v6host, clients } = setup();
   const prc = clients.get('prc')!.teredoAddress!;
   const before = v6host.received.length;
   const send = (data: Uint8Array, from = ATTACKER): void => net.sendUdp('attacker', from, SERVER, data);
@@ -107,7 +90,6 @@ test('server: no TCP, UDP, large or non-echo ICMPv6 to native IPv6, no spoofed o
   net.runFor(2_000);
   assert.equal(server.events.get('native-forwarded'), 1);
   assert.equal(v6host.received.length, before + 1);
-  assert.ok(attacker.received.length >= 0);
 });
 
 test('relay: no native-to-native, no Teredo-to-Teredo, no spoofed Teredo sources, no bubbles to private mapped addresses (§5.4)', () => {
