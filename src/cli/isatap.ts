@@ -12,6 +12,7 @@ import { IsatapHost } from '../isatap/host.js';
 import { DEFAULT_ROUTER_LIFETIME_S, IsatapRouter } from '../isatap/router.js';
 import { controlDir, controlRequest, ControlError, DEFAULT_TIMEOUT_MS } from '../io/control.js';
 import { parseListenAddress } from '../config/miredo.js';
+import { createNotifier } from '../io/sdnotify.js';
 import { createLogger, LEVELS, type Level, type Logger } from '../io/log.js';
 import {
   localIpv4Addresses,
@@ -174,15 +175,27 @@ export function isatapRadvdConfig(ifname: string, prefixes: string[], routerLife
 
 /** Starts the daemon, then waits for SIGTERM/SIGINT. */
 export async function runTunnelDaemon(opts: TunnelDaemonOptions, io: CliIo, log: Logger): Promise<number> {
+  // Under systemd (Type=notify): READY=1 once the interface, control socket and core run, STATUS= at each state
+  // change of the core, STOPPING=1 when a signal stops it.
+  const notify = createNotifier({ onError: (m) => log.warn(m) });
   let handle: TunnelDaemonHandle;
+  let state: string | undefined;
   try {
-    handle = await startTunnelDaemon(opts);
+    handle = await startTunnelDaemon({
+      ...opts,
+      onStatus: (s) => {
+        state = s;
+        notify.status(s);
+      },
+    });
   } catch (e) {
     io.err(`transit6 ${opts.name}: ${(e as Error).message}`);
     return EXIT_FAILURE;
   }
+  notify.ready(`running (${opts.name.replace('-', ' ')} on ${handle.interfaceName})${state ? `; ${state}` : ''}`);
   return new Promise<number>((resolve) => {
     const finish = (sig: string): void => {
+      notify.stopping(`stopping (${sig})`);
       void handle.stop(sig).then(() => resolve(EXIT_OK));
     };
     process.once('SIGTERM', () => finish('SIGTERM'));

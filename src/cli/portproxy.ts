@@ -7,6 +7,7 @@ import { UsageError } from '../core/errors.js';
 import { controlDir, controlRequest, ControlError, ControlServer } from '../io/control.js';
 import { parseListenAddress, type ListenAddress } from '../config/miredo.js';
 import { createLogger, type Level } from '../io/log.js';
+import { createNotifier } from '../io/sdnotify.js';
 import { metricsText, serveMetrics, type MetricsServer } from '../io/metrics.js';
 import { packageVersion } from '../io/version.js';
 import { PortProxy, type ListenerStats } from '../io/portproxy/proxy.js';
@@ -228,6 +229,7 @@ async function runDaemon(c: Common): Promise<number> {
     throw new Error(`cannot read ${c.config}: ${(e as Error).message}`);
   }
   const startedAt = performance.now();
+  const notify = createNotifier({ onError: (m) => log.warn(m) });
   const proxy = new PortProxy({ log });
   let metrics: MetricsServer | undefined;
   if (c.metrics) {
@@ -259,11 +261,18 @@ async function runDaemon(c: Common): Promise<number> {
   let reloading: Promise<void> | undefined;
   let again = false;
   let lastText = '';
-  const reload = (why: string): void => {
+  // systemd (Type=notify-reload or notify): RELOADING=1 when a SIGHUP or a file change starts a reload, READY=1
+  // with the outcome in STATUS= when it is done.
+  const status = (n: number, failed: number): string => `${n} rule${n === 1 ? '' : 's'}${failed > 0 ? `, ${failed} not listening` : ''} from ${c.config}`;
+  let applied = status(rules.length, first.failed.length);
+  let lastStatus = applied;
+  const reload = (why: string): Promise<void> => {
     if (reloading) {
       again = true;
-      return;
+      return reloading;
     }
+    const announce = why === 'SIGHUP' || why === 'file changed';
+    if (announce) notify.reloading();
     reloading = (async () => {
       do {
         again = false;
@@ -272,19 +281,23 @@ async function runDaemon(c: Common): Promise<number> {
           next = readRules(c.config);
         } catch (e) {
           log.error('config not applied, the running rules stay', { why, error: (e as Error).message });
+          lastStatus = `config not applied (${(e as Error).message}); running ${applied}`;
           continue;
         }
         const text = next.map(formatRuleLine).join('\n');
         if (text === lastText && why === 'file changed') continue;
         lastText = text;
         const r = await proxy.apply(next);
+        lastStatus = applied = status(next.length, r.failed.length);
         if (r.added.length + r.removed.length + r.changed.length > 0 || r.failed.length > 0) {
           log.info('config applied', { why, added: r.added.length, removed: r.removed.length, changed: r.changed.length, unchanged: r.unchanged, failed: r.failed.length });
         }
       } while (again);
     })().finally(() => {
       reloading = undefined;
+      if (announce) notify.ready(lastStatus);
     });
+    return reloading;
   };
   lastText = rules.map(formatRuleLine).join('\n');
 
@@ -297,18 +310,19 @@ async function runDaemon(c: Common): Promise<number> {
     watcher = watch(dirname(c.config), (_event, name) => {
       if (name !== null && name !== base) return;
       if (debounce) clearTimeout(debounce);
-      debounce = setTimeout(() => reload('file changed'), 100);
+      debounce = setTimeout(() => void reload('file changed'), 100);
     });
     watcher.on('error', (e) => log.warn('config watch failed; SIGHUP still reloads', { error: e.message }));
   } catch (e) {
     log.warn('cannot watch the config directory; SIGHUP still reloads', { error: (e as Error).message });
   }
-  const onHup = (): void => reload('SIGHUP');
+  const onHup = (): void => void reload('SIGHUP');
   const onUsr1 = (): void => log.info('counters', { listeners: proxy.stats() });
   process.on('SIGHUP', onHup);
   process.on('SIGUSR1', onUsr1);
   // The file may have changed between the first read and the start of the watch: look once more.
-  reload('watch started');
+  await reload('watch started');
+  notify.ready(lastStatus);
   log.info('ready: rule changes in the config file apply live', { config: c.config });
 
   const sig = await new Promise<NodeJS.Signals>((resolve) => {
@@ -316,6 +330,7 @@ async function runDaemon(c: Common): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   log.info(`stopping (${sig})`);
+  notify.stopping(`stopping (${sig})`);
   process.off('SIGHUP', onHup);
   process.off('SIGUSR1', onUsr1);
   watcher?.close();

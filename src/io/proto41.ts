@@ -195,6 +195,8 @@ export interface TunnelDriverOptions {
   log: Logger;
   /** Every packet in and out, for captures: outer IPv4 packets ('ipv4-in'/'ipv4-out') and tunnel packets. */
   tap?: (dir: TunnelDir, data: Uint8Array) => void;
+  /** Each state change, one line ("up: ...", "no router: ..."): systemd's STATUS= (sd_notify). */
+  onStatus?: (text: string) => void;
 }
 
 export type StartableCore = TunnelCore & { start(now: number): void };
@@ -376,6 +378,7 @@ export class TunnelDriver {
       }
       case 'state-changed':
         this.opts.log.info(`${a.state}: ${a.reason}`, { state: a.state, reason: a.reason, ...(a.detail ? { detail: a.detail } : {}) });
+        this.opts.onStatus?.(`${a.state}: ${a.reason}`);
         return;
     }
   }
@@ -402,6 +405,8 @@ export interface TunnelDaemonOptions {
   metrics?: { host: string; port: number };
   /** --pcap: BASE-ipv4.pcap (the protocol-41 packets) and BASE-tun.pcap (the IPv6 packets). */
   pcap?: string;
+  /** Each state change of the core, one line (for systemd's STATUS=). */
+  onStatus?: (text: string) => void;
 }
 
 const TUNNEL_DIRS: readonly TunnelDir[] = ['ipv4-in', 'ipv4-out', 'tun-in', 'tun-out'];
@@ -469,7 +474,7 @@ export async function startTunnelDaemon(o: TunnelDaemonOptions): Promise<TunnelD
       });
       o.log.info(`capturing to ${capture.outer.path} and ${capture.tun.path}`, { pcapIpv4: capture.outer.path, pcapTun: capture.tun.path });
     }
-    const driver = new TunnelDriver(o.core, { tun, log: o.log, tap: tap.tap, ...(o.resolver ? { resolver: o.resolver } : {}) });
+    const driver = new TunnelDriver(o.core, { tun, log: o.log, tap: tap.tap, ...(o.resolver ? { resolver: o.resolver } : {}), ...(o.onStatus ? { onStatus: o.onStatus } : {}) });
     cleanups.push(() => driver.stop());
     const controlPath = o.controlPath ?? tunnelControlPath(o.name);
     const handler = (cmd: string): Record<string, unknown> => {

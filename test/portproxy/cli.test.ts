@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { backend, dial, dialAndRead, echo, freePort, readAll, until } from './helpers.js';
 import { parseExposition } from '../io/exposition.js';
+import { fakeNotifySocket, haveSocat } from '../io/fake-notify.js';
 
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
@@ -138,6 +139,48 @@ test('run: rules added with the CLI apply live (file watch), SIGHUP reloads, sho
     assert.equal(await exited, 0);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
+    await be.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('run under systemd (a fake NOTIFY_SOCKET): READY=1 with the rule count, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1', { skip: haveSocat() ? false : 'socat is not installed (scripts/install-deps.sh)' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 't6-portproxy-notify-'));
+  const notify = await fakeNotifySocket();
+  const be = await backend('::1', echo);
+  const conf = join(dir, 'pp.conf');
+  const port = await freePort('127.0.0.1');
+  writeFileSync(conf, `v4tov6 listenport=${port} connectport=${be.port}\n`);
+  const child = spawn(process.execPath, [MAIN, 'portproxy', 'run', '--config', conf, '--control', join(dir, 'control.sock')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NOTIFY_SOCKET: notify.path },
+  });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  try {
+    await notify.waitFor(/READY=1\nSTATUS=1 rule from /);
+    // READY=1 comes once the rule listens.
+    const c = await dial('127.0.0.1', port);
+    const got = readAll(c);
+    c.end('ready means listening');
+    assert.equal((await got).data.toString(), 'ready means listening');
+    assert.doesNotMatch(notify.text(), /RELOADING|STOPPING/);
+
+    writeFileSync(conf, '');
+    await until(() => /config applied|rule removed/.test(log), `the file watch's reload; log:\n${log}`);
+    child.kill('SIGHUP');
+    // RELOADING=1 carries MONOTONIC_USEC; the READY=1 after it tells the new rule count.
+    await notify.waitFor(/RELOADING=1\nMONOTONIC_USEC=\d+\n*READY=1\nSTATUS=0 rules from [^]*RELOADING=1\nMONOTONIC_USEC=\d+\n*READY=1\nSTATUS=0 rules from /);
+    writeFileSync(conf, 'v4tov6 nonsense\n');
+    await notify.waitFor(/READY=1\nSTATUS=config not applied \(.*pp\.conf:1:.*\); running 0 rules from /);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, log);
+    const all = await notify.waitFor(/STOPPING=1\nSTATUS=stopping \(SIGTERM\)/);
+    assert.equal(all.match(/STOPPING=1/g)!.length, 1);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    notify.close();
     await be.close();
     rmSync(dir, { recursive: true, force: true });
   }
