@@ -12,6 +12,13 @@ import { resolveDaemonConfig } from '../../src/config/daemon.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const ROLES = ['client', 'relay', 'server'] as const;
+/** The units of the other daemons: options from an EnvironmentFile (sample in packaging/examples/). */
+const OTHER_UNITS = [
+  { unit: 'transit6-isatap-host.service', env: 'transit6-isatap', exec: 'isatap host $TRANSIT6_ISATAP_HOST_OPTS', caps: 'CAP_NET_ADMIN CAP_NET_RAW', sysctl: false, radvd: false },
+  { unit: 'transit6-isatap-router.service', env: 'transit6-isatap', exec: 'isatap router $TRANSIT6_ISATAP_ROUTER_OPTS', caps: 'CAP_NET_ADMIN CAP_NET_RAW', sysctl: true, radvd: true },
+  { unit: 'transit6-6to4.service', env: 'transit6-6to4', exec: '6to4 $TRANSIT6_6TO4_MODE $TRANSIT6_6TO4_OPTS', caps: 'CAP_NET_ADMIN CAP_NET_RAW', sysctl: true, radvd: true },
+  { unit: 'transit6-portproxy.service', env: 'transit6-portproxy', exec: 'portproxy run --config /etc/transit6/portproxy.conf $TRANSIT6_PORTPROXY_OPTS', caps: 'CAP_NET_BIND_SERVICE', sysctl: false, radvd: false },
+] as const;
 
 test('docs/transit6.md is generated from the help texts and directive table, and up to date', () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts/gen-docs.mjs'), '--check'], { encoding: 'utf8' });
@@ -32,7 +39,7 @@ test('sample configurations: one per role, read without a warning', () => {
 test('systemd units: Type=notify, reload by SIGHUP, the sample config, hardening; systemd-analyze verify accepts them', (t) => {
   const dir = join(ROOT, 'packaging/systemd');
   const units = readdirSync(dir).filter((f) => f.endsWith('.service')).sort();
-  assert.deepEqual(units, ROLES.map((r) => `transit6-teredo-${r}.service`));
+  assert.deepEqual(units, [...ROLES.map((r) => `transit6-teredo-${r}.service`), ...OTHER_UNITS.map((u) => u.unit)].sort());
   const tmp = mkdtempSync(join(tmpdir(), 't6-units-'));
   try {
     for (const role of ROLES) {
@@ -48,7 +55,26 @@ test('systemd units: Type=notify, reload by SIGHUP, the sample config, hardening
       // verify needs the ExecStart binary to exist: point it at this checkout's.
       writeFileSync(join(tmp, `transit6-teredo-${role}.service`), text.replace('/usr/local/bin/transit6', join(ROOT, 'bin/transit6.js')));
     }
-    const v = spawnSync('systemd-analyze', ['verify', ...ROLES.map((r) => join(tmp, `transit6-teredo-${r}.service`))], { encoding: 'utf8' });
+    for (const u of OTHER_UNITS) {
+      const text = readFileSync(join(dir, u.unit), 'utf8');
+      const lines = text.split('\n');
+      const has = (line: string) => assert.ok(lines.includes(line), `${u.unit}: ${line}`);
+      has('Type=notify');
+      has('NotifyAccess=main');
+      has(`EnvironmentFile=-/etc/default/${u.env}`);
+      has(`ExecStart=/usr/local/bin/transit6 ${u.exec}`);
+      has(`CapabilityBoundingSet=${u.caps}`);
+      has(`ProtectKernelTunables=${u.sysctl ? 'no' : 'yes'}`);
+      // Only portproxy handles SIGHUP; the tunnel daemons would die of it.
+      assert.equal(lines.includes('ExecReload=/bin/kill -HUP $MAINPID'), u.unit === 'transit6-portproxy.service', `${u.unit}: ExecReload`);
+      if (u.caps.includes('CAP_NET_ADMIN')) has('DeviceAllow=/dev/net/tun rw');
+      else has('PrivateDevices=yes');
+      if (u.radvd) has('KillMode=mixed');
+      for (const h of ['NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'RuntimeDirectory=transit6', 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK', 'SystemCallFilter=@system-service']) has(h);
+      writeFileSync(join(tmp, u.unit), text.replace('/usr/local/bin/transit6', join(ROOT, 'bin/transit6.js')));
+    }
+    const all = [...ROLES.map((r) => `transit6-teredo-${r}.service`), ...OTHER_UNITS.map((u) => u.unit)];
+    const v = spawnSync('systemd-analyze', ['verify', ...all.map((u) => join(tmp, u))], { encoding: 'utf8' });
     if (v.error) {
       t.diagnostic('systemd-analyze is not installed: units not verified');
       return;
@@ -57,6 +83,32 @@ test('systemd units: Type=notify, reload by SIGHUP, the sample config, hardening
     assert.equal(v.stderr.trim(), '', v.stderr);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('sample environment files: every variable an ExecStart uses is set, its --options exist, the 6to4 mode is a mode', () => {
+  for (const u of OTHER_UNITS) {
+    const vars = new Map<string, string>();
+    for (const line of readFileSync(join(ROOT, 'packaging/examples', u.env), 'utf8').split('\n')) {
+      if (/^\s*(#|$)/.test(line)) continue;
+      const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+      assert.ok(m, `${u.env}: not VAR=value: ${line}`);
+      vars.set(m[1]!, m[2]!);
+    }
+    const unit = readFileSync(join(ROOT, 'packaging/systemd', u.unit), 'utf8');
+    const exec = /^ExecStart=(.*)$/m.exec(unit)![1]!;
+    const used = [...exec.matchAll(/\$([A-Z0-9_]+)/g)].map((m) => m[1]!);
+    assert.ok(used.length > 0, u.unit);
+    for (const name of used) assert.ok(vars.has(name), `${u.env} sets ${name} (${u.unit})`);
+    // The command line systemd would run (words split at spaces): every --option in it is one the command's help
+    // lists.
+    const argv = exec.split(/\s+/).slice(1).flatMap((w) => (w.startsWith('$') ? (vars.get(w.slice(1)) ?? '').split(/\s+/).filter(Boolean) : [w]));
+    if (u.unit === 'transit6-6to4.service') assert.ok(['host', 'router', 'relay'].includes(argv[1]!), `mode ${argv[1]}`);
+    const help = spawnSync(process.execPath, [join(ROOT, 'bin/transit6.js'), argv[0]!, '--help'], { encoding: 'utf8' });
+    assert.equal(help.status, 0, help.stderr);
+    const flags = argv.filter((w) => w.startsWith('--'));
+    assert.ok(flags.length > 0, u.env);
+    for (const f of flags) assert.match(help.stdout, new RegExp(`\\s${f}\\b`), `${u.env}: ${f} is an option of transit6 ${argv[0]}`);
   }
 });
 
