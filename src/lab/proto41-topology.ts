@@ -132,8 +132,8 @@ export type { LabOptions };
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Starts `transit6 ARGS` in `ns` (stopped by lab.destroy()). */
-export function startTransit6(lab: Lab, ns: string, name: string, args: string[]): ManagedProcess {
-  return lab.spawn(ns, name, process.execPath, [TRANSIT6, ...args], { env: { ...process.env, TRANSIT6_LOG_LEVEL: 'debug' } });
+export function startTransit6(lab: Lab, ns: string, name: string, args: string[], env: Record<string, string> = {}): ManagedProcess {
+  return lab.spawn(ns, name, process.execPath, [TRANSIT6, ...args], { env: { ...process.env, TRANSIT6_LOG_LEVEL: 'debug', ...env } });
 }
 
 /** `transit6 <family> show state|stats --json` in `ns`; undefined while no daemon answers. */

@@ -31,6 +31,7 @@ import {
   waitFor,
 } from '../../src/lab/proto41-topology.js';
 import { sampleValue, scrapeMetrics, skipUnlessRoot } from './helpers.js';
+import { fakeNotifySocket, type FakeNotifySocket } from '../io/fake-notify.js';
 
 installCleanupHandlers();
 
@@ -50,6 +51,7 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
   }
   const lab = new Lab();
   const procs: ManagedProcess[] = [];
+  let notify: FakeNotifySocket | undefined;
   try {
     const topo = await buildIsatapLab(lab);
     const [h1, h2] = topo.hosts as [{ ns: string; ipv4: string }, { ns: string; ipv4: string }];
@@ -117,10 +119,13 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
     await t.test('5: radvd on the router’s tunnel interface as the advertisement source (--advertiser radvd)', async () => {
       await procs[0]!.stop(5000);
       await procs[2]!.stop(5000);
-      const radvdRouter = startTransit6(lab, topo.router.ns, 'router-radvd', ['isatap', 'router', '--local', topo.router.ipv4, '--prefix', '2001:db8:5e:2::/64', '--default-route', '--advertiser', 'radvd']);
+      // As systemd would run it (a fake NOTIFY_SOCKET): READY=1 comes once radvd runs, STOPPING=1 when it stops.
+      notify = await fakeNotifySocket();
+      const radvdRouter = startTransit6(lab, topo.router.ns, 'router-radvd', ['isatap', 'router', '--local', topo.router.ipv4, '--prefix', '2001:db8:5e:2::/64', '--default-route', '--advertiser', 'radvd'], { NOTIFY_SOCKET: notify.path });
       procs.push(radvdRouter);
+      await notify.waitFor(/READY=1\nSTATUS=running \(isatap router on isatap0\)/, 15_000);
+      assert.match(radvdRouter.log(), /radvd started/, 'READY=1 after radvd started');
       await waitFor('the radvd router', () => tunnelShow(lab, topo.router.ns, 'isatap', 'state'), 15_000, procs);
-      await radvdRouter.waitForLog(/radvd started/, 10_000);
       procs.push(startTransit6(lab, h2.ns, 'host-radvd', ['isatap', 'host', '--router', topo.router.ipv4]));
       const s = await waitFor('host 2 configured by radvd', async () => {
         const st = await configured(lab, h2.ns);
@@ -131,6 +136,10 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
       assert.equal(rs.advertiser, 'kernel');
       assert.ok((rs.events?.['rs-received'] ?? 0) >= 1 && (rs.events?.['ra-sent'] ?? 0) === 0, JSON.stringify(rs.events));
       assert.ok(await ping(lab, h2.ns, topo.v6host.ipv6, { count: 3 }), 'ping the native host with the radvd-advertised prefix');
+      await radvdRouter.stop(5000);
+      const said = await notify.waitFor(/STOPPING=1\nSTATUS=stopping \(SIGTERM\)/, 5000);
+      assert.match(said, /^(STATUS=[^\n]*)?READY=1\n[^]*STOPPING=1\n[^]*$/);
+      assert.equal(said.match(/READY=1/g)!.length, 1, said);
     });
     await capture.stop();
     await t.test('6: tshark decodes every captured packet; RS, RA and data are IPv6 in IPv4 protocol 41', () => {
@@ -158,6 +167,7 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
       assert.equal(countFrames(inner, 'ip || !ipv6'), 0, 'the tunnel side is IPv6 only');
     });
   } finally {
+    notify?.close();
     await lab.destroy();
   }
 });
