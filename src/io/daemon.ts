@@ -143,8 +143,16 @@ function fastPathEnabled(): boolean {
   return process.env.TRANSIT6_NO_FASTPATH !== '1';
 }
 
-function openTun(name: string | undefined): TunDevice {
-  return TunDevice.open(name ?? 'tun%d');
+/** Offload (io/gro.ts) from the configuration, or TRANSIT6_OFFLOAD=1/0 (the benchmark's switch) over it. */
+function offloadEnabled(configured: boolean): boolean {
+  const env = process.env.TRANSIT6_OFFLOAD;
+  if (env === '1') return true;
+  if (env === '0') return false;
+  return configured;
+}
+
+function openTun(name: string | undefined, offload = false): TunDevice {
+  return TunDevice.open(name ?? 'tun%d', { offload: offloadEnabled(offload) });
 }
 
 export interface StartOptions {
@@ -307,7 +315,7 @@ async function startClient(
   cleanups.push(() => socket.close());
   const localAddr = bindAddr !== 0 ? bindAddr : await sourceAddressTowards(primary);
   const local: Ipv4Port = { addr: localAddr, port: socket.port };
-  const tun = openTun(config.interfaceName);
+  const tun = openTun(config.interfaceName, config.offload);
   if (onTunError) tun.onError(onTunError);
   cleanups.push(() => tun.close());
   setIface(tun.name);
@@ -383,7 +391,7 @@ async function startRelay(
   const bindAddr = await resolveIpv4(config.bind.address, 'BindAddress');
   const socket = UdpBatchSocket.bind(formatIpv4(bindAddr), config.bind.port, DATA_SOCKET);
   cleanups.push(() => socket.close());
-  const tun = openTun(config.interfaceName);
+  const tun = openTun(config.interfaceName, config.offload);
   if (onTunError) tun.onError(onTunError);
   cleanups.push(() => tun.close());
   setIface(tun.name);
