@@ -1,10 +1,11 @@
 /**
- * Offload (--offload: user-space TCP GRO into the tunnel, src/io/gro.ts) in the namespace lab (root only): the
+ * Offload (--offload: user-space TCP GRO into the tunnel, src/io/gro.ts; UDP GSO on the data socket) in the
+ * namespace lab (root only): the
  * same pseudo-random TCP byte streams go from cli-prc (behind the port-restricted NAT) through the relay to v6host
  * and are echoed back, once with offload off and once with it on for both the relay and the client. Each way, the
  * bytes delivered must be exactly the bytes sent (SHA-256 and length), so identical with and without offload; with
- * it on, the relay and the client must really have written super-packets (their tunnel counters), so the test
- * cannot pass by never merging.
+ * it on, the relay and the client must really have written super-packets (their tunnel counters) and the client
+ * sent GSO messages (through the NAT), so the test cannot pass by never merging.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -115,11 +116,15 @@ test('offload: TCP through the relay delivers the same bytes with and without TC
     assert.deepEqual(results.on.map((r) => r.received), results.off.map((r) => r.received));
     const pick = (c: Record<string, number>): Record<string, number | undefined> => ({
       writes: c['tun.txPackets'], superPackets: c['tun.txSuperPackets'], merged: c['tun.txMerged'], errors: c['tun.txErrors'], badChecksum: c['tun.txBadChecksum'],
+      udpSent: c.txPackets, udpGsoMessages: c.txGsoMessages, udpGsoPackets: c.txGsoPackets, udpErrors: c.txErrors,
     });
     for (const [k, c] of Object.entries(counters)) t.diagnostic(`${k}: ${JSON.stringify(pick(c))}`);
     assert.equal(counters['relay-off']!['tun.txSuperPackets'] ?? 0, 0);
     assert.ok((counters['relay-on']!['tun.txSuperPackets'] ?? 0) > 0, 'the relay wrote super-packets');
     assert.ok((counters['client-on']!['tun.txSuperPackets'] ?? 0) > 0, 'the client wrote super-packets');
+    assert.ok((counters['client-on']!.txGsoMessages ?? 0) > 0, 'the client sent UDP GSO messages');
+    assert.equal(counters['client-off']!.txGsoMessages ?? 0, 0);
+    assert.equal(counters['client-on']!.txErrors, 0);
     assert.equal(counters['relay-on']!['tun.txErrors'], 0);
     assert.equal(counters['client-on']!['tun.txErrors'], 0);
   } finally {
