@@ -44,8 +44,11 @@ import { installCleanupHandlers, listNamespaces, type Lab } from '../src/lab/net
 import { clientArgs, LAB_TEREDO_IFACE, parsePing, relayArgs, serverArgs, showJson, TRANSIT6_BIN, waitForDaemon } from '../src/lab/teredo-lab.js';
 import { buildTeredoTopology, LAB_RELAY_PORT, topologyClient, type TeredoTopology } from '../src/lab/teredo-topology.js';
 
-export type Impl = 'transit6' | 'miredo';
-export const IMPLS: readonly Impl[] = ['transit6', 'miredo'];
+/** transit6-offload: transit6 with --offload on the relay and the client (TCP GRO into the tunnel, io/gro.ts). */
+export type Impl = 'transit6' | 'transit6-offload' | 'miredo';
+export const IMPLS: readonly Impl[] = ['transit6', 'transit6-offload', 'miredo'];
+const DEFAULT_IMPLS: readonly Impl[] = ['transit6', 'miredo'];
+const isTransit6 = (impl: Impl): boolean => impl !== 'miredo';
 
 const CLIENT = 'cli-prc' as const;
 /** The second client, for client <-> client direct: behind another port-restricted NAT. */
@@ -185,7 +188,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       runs: { type: 'string', default: '1' },
       duration: { type: 'string', default: '5' },
       json: { type: 'string' },
-      impl: { type: 'string', default: IMPLS.join(',') },
+      impl: { type: 'string', default: DEFAULT_IMPLS.join(',') },
       rates: { type: 'string', default: '20000,40000' },
       profile: { type: 'string' },
       skip: { type: 'string', default: '' },
@@ -199,7 +202,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: node dist/bench/teredo.js [--runs N] [--duration S] [--json FILE] [--impl transit6,miredo] [--rates PPS,PPS]\n' +
+      'usage: node dist/bench/teredo.js [--runs N] [--duration S] [--json FILE] [--impl transit6,transit6-offload,miredo] [--rates PPS,PPS]\n' +
         '         [--search-start PPS] [--search-duration S] [--rs-duration S] [--fill N,N] [--skip PART,...] [--profile DIR]\n' +
         '  defaults: --runs 1 --duration 5 --rates 20000,40000 --search-start 40000 --search-duration 4 --rs-duration 5\n' +
         '            --fill 100000,1000000 --json bench/results/teredo-<time>.json; parts: rtt, tcp, udp, search, c2c, rs, rss\n' +
@@ -348,20 +351,21 @@ function nodeArgs(o: BenchOptions, name: string): string[] {
   return o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
 }
 
-async function startTransit6(lab: Lab, t: TeredoTopology, o: BenchOptions): Promise<Started> {
+async function startTransit6(lab: Lab, t: TeredoTopology, o: BenchOptions, offload = false): Promise<Started> {
+  const off = offload ? ['--offload'] : [];
   // Capacity is measured with the per-source and global rate limits off (Miredo has none): the load generator's
   // 16 ports share one address, and the 1M fill is far above the relay's default new-peer limit.
   const server = lab.spawn('tserver', 'server', process.execPath, [...nodeArgs(o, 'server'), TRANSIT6_BIN, ...serverArgs(t), ...SERVER_LIMITS_OFF]);
-  const relay = lab.spawn('relay', 'relay', process.execPath, [...nodeArgs(o, 'relay'), TRANSIT6_BIN, ...relayArgs(t), '--max-peers', String(MIREDO_MAX_PEERS), ...RELAY_LIMITS_OFF]);
+  const relay = lab.spawn('relay', 'relay', process.execPath, [...nodeArgs(o, 'relay'), TRANSIT6_BIN, ...relayArgs(t), '--max-peers', String(MIREDO_MAX_PEERS), ...RELAY_LIMITS_OFF, ...off]);
   await Promise.all([waitForDaemon(server, 'server'), waitForDaemon(relay, 'relay')]);
   const c = topologyClient(t, CLIENT);
   const t0 = now();
-  const client = lab.spawn(CLIENT, 'client', process.execPath, [...nodeArgs(o, 'client'), TRANSIT6_BIN, ...clientArgs(t, c)]);
+  const client = lab.spawn(CLIENT, 'client', process.execPath, [...nodeArgs(o, 'client'), TRANSIT6_BIN, ...clientArgs(t, c, off)]);
   const a = await waitTeredoAddress(lab, client, t0);
-  const started: Started = { impl: 'transit6', server, relay, client, teredoAddress: a.address, addressMs: a.ms };
+  const started: Started = { impl: offload ? 'transit6-offload' : 'transit6', server, relay, client, teredoAddress: a.address, addressMs: a.ms };
   if (!o.skip.has('c2c')) {
     const c2 = topologyClient(t, CLIENT2);
-    started.client2 = lab.spawn(CLIENT2, 'client2', process.execPath, [TRANSIT6_BIN, ...clientArgs(t, c2)]);
+    started.client2 = lab.spawn(CLIENT2, 'client2', process.execPath, [TRANSIT6_BIN, ...clientArgs(t, c2, off)]);
     started.teredoAddress2 = (await waitTeredoAddress(lab, started.client2, now(), CLIENT2)).address;
   }
   return started;
@@ -605,7 +609,7 @@ async function measureRs(lab: Lab, t: TeredoTopology, d: Started, o: BenchOption
   const raw = await runLoad(lab, 'inet', ['rs', '--server', t.server.primary, '--duration', String(o.rsDurationS)], (o.rsDurationS + 30) * 1000);
   const after = treeTicks(readProcTable(), d.server.pid);
   const wallS = (now() - t0) / 1000;
-  if (d.impl === 'transit6') raw.serverStats = await showJson(lab.ns('tserver'), 'stats', 'server').catch((e: unknown) => String(e));
+  if (isTransit6(d.impl)) raw.serverStats = await showJson(lab.ns('tserver'), 'stats', 'server').catch((e: unknown) => String(e));
   return {
     sent: Number(raw.sent),
     answered: Number(raw.answered),
@@ -642,7 +646,7 @@ async function measureRss(lab: Lab, t: TeredoTopology, d: Started, impl: Impl, o
     await sleep(1000); // let the relay finish reading its queue
     const c1 = await tunCounters(lab);
     let tablePeers: number | null = null;
-    if (impl === 'transit6') {
+    if (isTransit6(impl)) {
       const st = await showJson<{ peers?: number }>(lab.ns('relay'), 'stats', 'relay').catch(() => undefined);
       tablePeers = typeof st?.peers === 'number' ? st.peers : null;
     }
@@ -665,7 +669,7 @@ async function benchOne(impl: Impl, run: number, o: BenchOptions, say: (m: strin
     result.labPrefix = lab.prefix;
     const t = built.topology;
     say(`  ${impl}: lab ${lab.prefix} built; starting server, relay and client(s)`);
-    const d = impl === 'transit6' ? await startTransit6(lab, t, o) : await startMiredo(lab, t, o);
+    const d = isTransit6(impl) ? await startTransit6(lab, t, o, impl === 'transit6-offload') : await startMiredo(lab, t, o);
     result.teredoAddress = d.teredoAddress;
     result.addressMs = d.addressMs;
     say(`  ${impl}: ${d.teredoAddress} after ${d.addressMs.toFixed(0)} ms`);
@@ -797,11 +801,13 @@ export interface SummaryRow {
   perRun: Partial<Record<Impl, number[]>>;
   /** transit6 / Miredo, when both medians exist and Miredo's is not 0. */
   ratio: number | null;
+  /** transit6 with --offload / Miredo, the same way. */
+  ratioOffload: number | null;
 }
 
 export function summarize(results: readonly RunResult[], rates: readonly number[], impls: readonly Impl[], fill: readonly number[] = []): SummaryRow[] {
   return metrics(rates, fill).map((m) => {
-    const row: SummaryRow = { metric: m.name, better: m.better, median: {}, perRun: {}, ratio: null };
+    const row: SummaryRow = { metric: m.name, better: m.better, median: {}, perRun: {}, ratio: null, ratioOffload: null };
     for (const impl of impls) {
       // Partial runs count for the parts they measured (RunResult.errors lists the others).
       const xs = results.filter((r) => r.impl === impl).map(m.get).filter((x): x is number => x !== undefined && Number.isFinite(x));
@@ -811,6 +817,8 @@ export function summarize(results: readonly RunResult[], rates: readonly number[
     const a = row.median.transit6;
     const b = row.median.miredo;
     row.ratio = a !== undefined && b !== undefined && b !== 0 ? a / b : null;
+    const c = row.median['transit6-offload'];
+    row.ratioOffload = c !== undefined && b !== undefined && b !== 0 ? c / b : null;
     return row;
   });
 }
@@ -818,14 +826,18 @@ export function summarize(results: readonly RunResult[], rates: readonly number[
 export function formatTable(rows: readonly SummaryRow[], rates: readonly number[], fill: readonly number[] = []): string {
   const digits = new Map(metrics(rates, fill).map((m) => [m.name, m.digits]));
   const fmt = (x: number | undefined, d: number): string => (x === undefined ? '-' : x.toFixed(d));
-  const header = ['metric', 'transit6', 'Miredo', 'ratio', 'better'];
-  const body = rows.map((r) => [
-    r.metric,
-    fmt(r.median.transit6, digits.get(r.metric) ?? 2),
-    fmt(r.median.miredo, digits.get(r.metric) ?? 2),
-    r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
-    r.better,
-  ]);
+  // The offload columns only when transit6-offload was measured.
+  const off = rows.some((r) => r.median['transit6-offload'] !== undefined);
+  const ratio = (x: number | null): string => (x === null ? '-' : `${x.toFixed(2)}x`);
+  const header = off
+    ? ['metric', 'transit6', 'transit6+offload', 'Miredo', 'ratio', 'ratio+offload', 'better']
+    : ['metric', 'transit6', 'Miredo', 'ratio', 'better'];
+  const body = rows.map((r) => {
+    const d = digits.get(r.metric) ?? 2;
+    return off
+      ? [r.metric, fmt(r.median.transit6, d), fmt(r.median['transit6-offload'], d), fmt(r.median.miredo, d), ratio(r.ratio), ratio(r.ratioOffload), r.better]
+      : [r.metric, fmt(r.median.transit6, d), fmt(r.median.miredo, d), ratio(r.ratio), r.better];
+  });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');

@@ -655,17 +655,38 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
   return make_int(env, w);
 }
 
-/* udpSendBatch(fd, arena, offsets, lengths, dstAddrs, dstPorts, srcAddrs|null, count, errnos|null) -> consumed.
+/* udpSendBatch(fd, arena, offsets, lengths, dstAddrs, dstPorts, srcAddrs|null, count, errnos|null, gsoSegments?,
+ *   gsoStats?) -> consumed.
  * Packet i is arena[offsets[i] .. offsets[i]+lengths[i]) to dstAddrs[i]:dstPorts[i], from srcAddrs[i] when given
  * and non-zero (IP_PKTINFO ipi_spec_dst). A packet the kernel refuses (EMSGSIZE, ENETUNREACH, EPERM, EINVAL...)
  * is skipped; errnos[i] records the errno (0 = sent). Returns how many packets were consumed (sent or skipped):
  * less than count only when the socket buffer is full (EAGAIN), and the caller resumes there on writability.
- * Only misuse of the fd itself (EBADF, ENOTSOCK, EFAULT) throws. */
+ * Only misuse of the fd itself (EBADF, ENOTSOCK, EFAULT) throws.
+ *
+ * gsoSegments > 1 turns on UDP GSO: a run of consecutive packets with the same destination and source whose
+ * lengths equal the first's (the last may be shorter), at most gsoSegments of them and 65000 bytes in all, goes
+ * out as one message (one iovec per packet) with a UDP_SEGMENT control message: the kernel handles one skb down to
+ * the device (or the first place that cannot take it) and splits it into exactly those datagrams. If the kernel
+ * refuses a GSO message (EIO: no checksum offload on the route's device, EINVAL, EOPNOTSUPP...), the rest of this
+ * call goes without GSO. gsoStats (Uint32Array, 2): [0] += GSO messages sent, [1] += datagrams they carried. */
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#define GSO_MAX_BYTES 65000
+
+typedef union {
+  char buf[CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
+  struct cmsghdr align;
+} send_cmsg;
+
 static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  if (get_args(env, info, 9, argv, "udpSendBatch")) return NULL;
+  napi_value argv[11];
+  if (get_args(env, info, 11, argv, "udpSendBatch")) return NULL;
   int fd;
-  int64_t count;
+  int64_t count, gso_max = 0;
   uint8_t *arena;
   uint32_t *offs, *lens, *dst, *src, *errs;
   uint16_t *dport;
@@ -680,6 +701,14 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
       get_int(env, argv[7], "count", 0, MAX_PACKETS, &count) ||
       get_typed(env, argv[8], "errnos", napi_uint32_array, 1, (void **)&errs, &errs_len))
     return NULL;
+  if (!is_nullish(env, argv[9]) && get_int(env, argv[9], "gsoSegments", 0, CHUNK, &gso_max)) return NULL;
+  uint32_t *gstats = NULL;
+  size_t gstats_len = 0;
+  if (get_typed(env, argv[10], "gsoStats", napi_uint32_array, 1, (void **)&gstats, &gstats_len)) return NULL;
+  if (gstats != NULL && gstats_len < 2) {
+    throw_range(env, "udpSendBatch: gsoStats needs 2 elements");
+    return NULL;
+  }
   size_t c = (size_t)count;
   if (offs_len < c || lens_len < c || dst_len < c || dport_len < c || (src != NULL && src_len < c) ||
       (errs != NULL && errs_len < c)) {
@@ -697,42 +726,87 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   struct mmsghdr msgs[CHUNK];
   struct iovec iov[CHUNK];
   struct sockaddr_in to[CHUNK];
-  pktinfo_cmsg ctl[CHUNK];
+  send_cmsg ctl[CHUNK];
+  size_t run[CHUNK]; /* packets in message k */
+  int gso = gso_max > 1;
   size_t i = 0;
   while (i < c) {
-    size_t n = c - i < CHUNK ? c - i : CHUNK;
-    for (size_t k = 0; k < n; k++) {
-      size_t j = i + k;
+    /* Messages k = 0.. over packets i.., at most CHUNK packets in all (one iovec each). */
+    size_t n = 0, used = 0;
+    while (used < CHUNK && i + used < c) {
+      size_t j = i + used, k = n;
+      size_t m = 1;
+      if (gso) {
+        uint32_t sj = src != NULL ? src[j] : 0;
+        size_t total = lens[j];
+        while (m < (size_t)gso_max && used + m < CHUNK && j + m < c && lens[j] > 0) {
+          size_t q = j + m;
+          if (dst[q] != dst[j] || dport[q] != dport[j] || (src != NULL ? src[q] : 0) != sj) break;
+          if (lens[q] > lens[j] || lens[q] == 0 || total + lens[q] > GSO_MAX_BYTES) break;
+          total += lens[q];
+          m++;
+          if (lens[q] < lens[j]) break; /* a shorter one ends the run */
+        }
+        /* lens[j+m-2] == lens[j] for all but the last by construction. */
+      }
       memset(&msgs[k], 0, sizeof msgs[k]);
       memset(&to[k], 0, sizeof to[k]);
       to[k].sin_family = AF_INET;
       to[k].sin_addr.s_addr = htonl(dst[j]);
       to[k].sin_port = htons(dport[j]);
-      iov[k].iov_base = arena + offs[j];
-      iov[k].iov_len = lens[j];
+      for (size_t a = 0; a < m; a++) {
+        iov[used + a].iov_base = arena + offs[j + a];
+        iov[used + a].iov_len = lens[j + a];
+      }
       msgs[k].msg_hdr.msg_name = &to[k];
       msgs[k].msg_hdr.msg_namelen = sizeof to[k];
-      msgs[k].msg_hdr.msg_iov = &iov[k];
-      msgs[k].msg_hdr.msg_iovlen = 1;
-      if (src != NULL && src[j] != 0) {
+      msgs[k].msg_hdr.msg_iov = &iov[used];
+      msgs[k].msg_hdr.msg_iovlen = m;
+      size_t clen = 0;
+      int want_pi = src != NULL && src[j] != 0;
+      if (want_pi || m > 1) {
         memset(&ctl[k], 0, sizeof ctl[k]);
         msgs[k].msg_hdr.msg_control = ctl[k].buf;
         msgs[k].msg_hdr.msg_controllen = sizeof ctl[k].buf;
         struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[k].msg_hdr);
-        cm->cmsg_level = IPPROTO_IP;
-        cm->cmsg_type = IP_PKTINFO;
-        cm->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
-        struct in_pktinfo pi;
-        memset(&pi, 0, sizeof pi);
-        pi.ipi_spec_dst.s_addr = htonl(src[j]);
-        memcpy(CMSG_DATA(cm), &pi, sizeof pi);
+        if (want_pi) {
+          cm->cmsg_level = IPPROTO_IP;
+          cm->cmsg_type = IP_PKTINFO;
+          cm->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+          struct in_pktinfo pi;
+          memset(&pi, 0, sizeof pi);
+          pi.ipi_spec_dst.s_addr = htonl(src[j]);
+          memcpy(CMSG_DATA(cm), &pi, sizeof pi);
+          clen += CMSG_SPACE(sizeof(struct in_pktinfo));
+          cm = CMSG_NXTHDR(&msgs[k].msg_hdr, cm);
+        }
+        if (m > 1) {
+          cm->cmsg_level = SOL_UDP;
+          cm->cmsg_type = UDP_SEGMENT;
+          cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+          uint16_t seg = (uint16_t)lens[j];
+          memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+          clen += CMSG_SPACE(sizeof(uint16_t));
+        }
+        msgs[k].msg_hdr.msg_controllen = clen;
       }
+      run[k] = m;
+      used += m;
+      n++;
     }
     int r = sendmmsg(fd, msgs, (unsigned)n, MSG_DONTWAIT);
     if (r > 0) {
-      if (errs != NULL) memset(errs + i, 0, (size_t)r * sizeof *errs);
-      i += (size_t)r;
-      continue; /* if r < n, the next call reports the failing packet's errno */
+      size_t sent = 0;
+      for (int k = 0; k < r; k++) {
+        sent += run[k];
+        if (run[k] > 1 && gstats != NULL) {
+          gstats[0]++;
+          gstats[1] += (uint32_t)run[k];
+        }
+      }
+      if (errs != NULL) memset(errs + i, 0, sent * sizeof *errs);
+      i += sent;
+      continue; /* if r < n, the next call reports the failing message's errno */
     }
     int e = r == 0 ? EAGAIN : errno;
     if (e == EINTR) continue;
@@ -740,6 +814,10 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
     if (e == EBADF || e == ENOTSOCK || e == EFAULT) {
       throw_errno(env, e, "udpSendBatch(fd %d)", fd);
       return NULL;
+    }
+    if (run[0] > 1 && (e == EIO || e == EINVAL || e == EOPNOTSUPP || e == ENOPROTOOPT || e == EMSGSIZE)) {
+      gso = 0; /* the same packets again, one datagram each: their own errors, if any, are theirs */
+      continue;
     }
     if (errs != NULL) errs[i] = (uint32_t)e;
     i++;

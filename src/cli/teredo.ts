@@ -43,6 +43,7 @@ line override the file:
   --metrics HOST:PORT      Prometheus metrics at http://HOST:PORT/metrics (Metrics; e.g. 127.0.0.1:9544)
   --pcap FILE              capture to FILE-udp.pcap (Teredo datagrams) and FILE-tun.pcap (tunnel side) (Pcap)
   --log-level LEVEL        debug | info | warn | error (LogLevel; default info)
+  --offload [yes|no]       client and relay: TCP GRO into the tunnel, UDP GSO (Offload; default no)
   Every directive has a flag: --server-port, --detect-nat, --local-discovery, --on-demand, --idle-timeout,
   --forward-native, ... (docs/transit6.md lists them all).
 
@@ -60,6 +61,7 @@ examples:
 
 const SHORT: Record<string, string> = { '-c': 'config', '-f': 'foreground', '-p': 'pidfile', '-h': 'help' };
 const BOOLEAN = new Set(['foreground', 'help']);
+const OPTIONAL_VALUE = new Set(['offload']);
 
 /** `--name value`, `--name=value`, and the short forms Miredo uses. */
 function parseDaemonArgs(argv: string[]): { config?: string; foreground: boolean; flags: Record<string, string | boolean> } {
@@ -82,6 +84,8 @@ function parseDaemonArgs(argv: string[]): { config?: string; foreground: boolean
       else flags.help = true;
       continue;
     }
+    // A yes/no directive's flag alone means yes (--offload); --offload no and --offload=no turn it off.
+    if (value === undefined && OPTIONAL_VALUE.has(name) && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-'))) value = 'yes';
     if (value === undefined) {
       value = argv[++i];
       if (value === undefined) throw new UsageError(`--${name} wants a value`);

@@ -92,6 +92,8 @@ export interface ClientDaemonConfig extends DaemonCommon {
   bind: BindSetting;
   /** undefined: the kernel picks tunN (what Miredo does without InterfaceName). */
   interfaceName: string | undefined;
+  /** Offload (--offload): TCP segments written to the tunnel are merged (io/gro.ts). */
+  offload: boolean;
   /** Everything TeredoClientConfig takes except the addresses, which need resolving and binding first. */
   core: Omit<TeredoClientConfig, 'server' | 'server2' | 'local'>;
 }
@@ -106,6 +108,8 @@ export interface RelayDaemonConfig extends DaemonCommon {
   mtu: number;
   /** The Teredo prefix the tunnel routes: always 2001:0::/32 today. */
   prefix: Uint8Array;
+  /** Offload (--offload): TCP segments written to the tunnel are merged (io/gro.ts). */
+  offload: boolean;
   core: Omit<TeredoRelayConfig, 'local'>;
 }
 
@@ -308,7 +312,7 @@ function clientConfig(s: Settings, common: DaemonCommon): ClientDaemonConfig {
   const idle = s.get('IdleTimeout');
   if (idle) core.idleDormancyMs = idle.value;
   if (core.probePort === core.serverPort) configFail(s.get('ProbePort')?.where ?? s.get('ServerPort')!.where, `ProbePort must differ from the server port ${core.serverPort}`);
-  return { ...common, role: 'client', relayType, server, server2, bind: bindSetting(s), interfaceName: s.get('InterfaceName')?.value, core };
+  return { ...common, role: 'client', relayType, server, server2, bind: bindSetting(s), interfaceName: s.get('InterfaceName')?.value, offload: s.get('Offload')?.value ?? false, core };
 }
 
 function relayConfig(s: Settings, common: DaemonCommon): RelayDaemonConfig {
@@ -333,6 +337,7 @@ function relayConfig(s: Settings, common: DaemonCommon): RelayDaemonConfig {
     interfaceName: s.get('InterfaceName')?.value,
     mtu: mtuSetting(s),
     prefix: prefixSetting(s),
+    offload: s.get('Offload')?.value ?? false,
     core,
   };
 }

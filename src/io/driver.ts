@@ -97,12 +97,13 @@ export class Driver {
       },
     };
     for (const { local, socket } of opts.sockets) this.attach(local, socket);
-    opts.tun?.onPackets((arena, lengths, count, slotSize) => {
+    opts.tun?.onPackets((arena, lengths, count, slotSize, headroom) => {
       const now = this.now();
       const fast = this.fastPath;
       for (let i = 0; i < count; i++) {
-        const off = i * slotSize;
+        const off = i * slotSize + headroom;
         const len = lengths[i]!;
+        if (len === 0) continue; // dropped by the device (counted there)
         if (fast !== undefined) {
           if (opts.tap) opts.tap('tun-in', arena.subarray(off, off + len));
           if (fast.ipv6(now, arena, off, len, this.sink)) continue;

@@ -70,10 +70,15 @@ export interface NativeBinding {
   /**
    * sendmmsg of packets 0..count-1 (arena[offsets[i], +lengths[i]) to dstAddrs[i]:dstPorts[i], source srcAddrs[i]
    * via IP_PKTINFO when non-zero). Packets the kernel refuses are skipped with errnos[i] = errno (0 = sent).
-   * Returns how many were consumed (sent or skipped); fewer than count only on EAGAIN.
+   * Returns how many were consumed (sent or skipped); fewer than count only on EAGAIN. gsoSegments > 1 (at most 64):
+   * UDP GSO, runs of up to that many same-size datagrams (the last may be shorter) to the same destination go as
+   * one message with UDP_SEGMENT; the kernel splits them into exactly those datagrams. Without GSO support on the
+   * route the call falls back to one datagram a message. gsoStats[0] += GSO messages sent, gsoStats[1] += their
+   * datagrams.
    */
   udpSendBatch(fd: number, arena: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, dstAddrs: Uint32Array,
-    dstPorts: Uint16Array, srcAddrs: Uint32Array | null, count: number, errnos?: Uint32Array | null): number;
+    dstPorts: Uint16Array, srcAddrs: Uint32Array | null, count: number, errnos?: Uint32Array | null, gsoSegments?: number,
+    gsoStats?: Uint32Array | null): number;
 
   /** Raw socket: (6, 255) sends whole IPv6 packets; (4, 41) carries IPv6-in-IPv4 (ISATAP, 6to4). */
   rawOpen(family: 4 | 6, protocol: number): number;

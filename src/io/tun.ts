@@ -8,6 +8,7 @@
  * The device exists while the fd is open; address, MTU and link state are set by someone else (`ip`, netlink).
  */
 import { Counters } from '../core/counters.js';
+import { GroQueue, VNET_HDR_LEN, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_F_NEEDS_CSUM } from './gro.js';
 import { errnoName, loadNative, type NativeBinding, type PollHandle, type TunOpenOptions } from './native.js';
 
 export interface TunDeviceOptions extends TunOpenOptions {
@@ -21,13 +22,20 @@ export interface TunDeviceOptions extends TunOpenOptions {
   writeQueuePackets?: number;
   /** Bytes that enqueue() may hold before a flush. Default 256 KiB. */
   writeQueueBytes?: number;
+  /**
+   * Offloads (implies vnetHdr): enqueue() merges consecutive segments of a TCP flow into one super-packet
+   * (gro.ts), so the kernel handles one packet where it would have handled many. Reads stay single packets (no
+   * TUNSETOFFLOAD: the kernel completes checksums and segments before handing packets over).
+   */
+  offload?: boolean;
 }
 
 /**
- * Receives a batch: packet i is arena.subarray(i * slotSize, i * slotSize + lengths[i]) for i < count. The arena
- * and lengths are reused for the next batch: copy what you keep.
+ * Receives a batch: packet i is arena.subarray(i * slotSize + headroom, i * slotSize + headroom + lengths[i]) for
+ * i < count (headroom: the virtio_net_hdr of a vnetHdr device, else 0). A length of 0 marks a packet dropped by the
+ * device (counted): skip it. The arena and lengths are reused for the next batch: copy what you keep.
  */
-export type TunPacketsCallback = (arena: Uint8Array, lengths: Uint32Array, count: number, slotSize: number) => void;
+export type TunPacketsCallback = (arena: Uint8Array, lengths: Uint32Array, count: number, slotSize: number, headroom: number) => void;
 
 export interface TunStats {
   rxPackets: number;
@@ -42,17 +50,26 @@ export interface TunStats {
   txErrors: number;
   /** Native batch write calls made by flush(). */
   txFlushes: number;
+  /** vnetHdr: packets read with a GSO or NEEDS_CSUM header (never asked for), dropped. */
+  rxOffloadDropped: number;
+  /** offload: TCP segments merged into a super-packet (each one write() less), and super-packets written. */
+  txMerged: number;
+  txSuperPackets: number;
+  /** offload: TCP segments left alone because a checksum was wrong (they go out as they came). */
+  txBadChecksum: number;
 }
 
 export class TunDevice {
   readonly stats: TunStats = {
     rxPackets: 0, rxBatches: 0, rxTruncated: 0, rxErrors: 0, txPackets: 0, txBytes: 0, txEagain: 0, txErrors: 0,
-    txFlushes: 0,
+    txFlushes: 0, rxOffloadDropped: 0, txMerged: 0, txSuperPackets: 0, txBadChecksum: 0,
   };
   /** OS errors by direction and errno name: 'tx:EINVAL', 'rx:EBADFD', 'poll:EBADF'. */
   readonly errors = new Counters();
   readonly slotSize: number;
   readonly batchSize: number;
+  /** Every packet read or written starts with a virtio_net_hdr. */
+  readonly vnetHdr: boolean;
 
   private readonly native: NativeBinding;
   private readonly arena: Uint8Array;
@@ -71,6 +88,8 @@ export class TunDevice {
   private readonly wResults: Int32Array;
   private wq = 0;
   private wqBytes = 0;
+  /** vnetHdr: the write queue (entries with headers, merged when offloading) instead of wArena/wOffsets/wLengths. */
+  private readonly gro: GroQueue | undefined;
   private flushScheduled: ReturnType<typeof setImmediate> | undefined;
   private readonly flushFromImmediate = (): void => {
     this.flushScheduled = undefined;
@@ -80,7 +99,8 @@ export class TunDevice {
   /** Creates (or attaches to) the TUN interface `name`; '' lets the kernel pick tunN. Needs CAP_NET_ADMIN. */
   static open(name: string, opts: TunDeviceOptions = {}): TunDevice {
     const native = loadNative();
-    const { fd, name: actual } = native.tunOpen(name, { multiQueue: opts.multiQueue, vnetHdr: opts.vnetHdr });
+    const vnetHdr = opts.vnetHdr === true || opts.offload === true;
+    const { fd, name: actual } = native.tunOpen(name, { multiQueue: opts.multiQueue, vnetHdr });
     return new TunDevice(native, fd, actual, opts);
   }
 
@@ -91,7 +111,9 @@ export class TunDevice {
 
   private constructor(native: NativeBinding, readonly fd: number, readonly name: string, opts: TunDeviceOptions) {
     this.native = native;
-    this.slotSize = positiveInt('slotSize', opts.slotSize ?? (opts.vnetHdr ? 65536 + 16 : 2048));
+    this.vnetHdr = opts.vnetHdr === true || opts.offload === true;
+    // Reads are never GSO (no TUNSETOFFLOAD), so a vnetHdr slot needs only the header's room more.
+    this.slotSize = positiveInt('slotSize', opts.slotSize ?? (this.vnetHdr ? 2048 + VNET_HDR_LEN : 2048));
     this.batchSize = positiveInt('batchSize', opts.batchSize ?? 64);
     this.maxBatchesPerWake = positiveInt('maxBatchesPerWake', opts.maxBatchesPerWake ?? 16);
     this.arena = new Uint8Array(this.slotSize * this.batchSize);
@@ -101,6 +123,7 @@ export class TunDevice {
     this.wOffsets = new Uint32Array(wPackets);
     this.wLengths = new Uint32Array(wPackets);
     this.wResults = new Int32Array(wPackets);
+    this.gro = this.vnetHdr ? new GroQueue(wPackets, this.wArena.length + wPackets * VNET_HDR_LEN, opts.offload === true) : undefined;
   }
 
   /** Starts (or redirects) delivery of received packets. */
@@ -125,6 +148,13 @@ export class TunDevice {
 
   /** write() of buf[offset, offset+length) without making a subarray. */
   writeAt(buf: Uint8Array, offset: number, length: number): boolean {
+    if (this.gro !== undefined) {
+      // The packet needs its header in front: through the queue.
+      const before = this.stats.txPackets;
+      this.enqueue(buf, offset, length);
+      this.flush();
+      return this.stats.txPackets > before;
+    }
     if (this.wq > 0) this.flush();
     const r = this.native.tunWrite(this.fd, buf, offset, length);
     if (r >= 0) {
@@ -150,6 +180,19 @@ export class TunDevice {
       this.errors.inc('tx:closed');
       return;
     }
+    const gro = this.gro;
+    if (gro !== undefined) {
+      if (!gro.push(buf, offset, length)) {
+        this.flush();
+        if (!gro.push(buf, offset, length)) {
+          this.stats.txErrors++;
+          this.errors.inc('tx:too-long');
+          return;
+        }
+      }
+      if (this.flushScheduled === undefined) this.flushScheduled = setImmediate(this.flushFromImmediate);
+      return;
+    }
     if (this.wq === this.wOffsets.length || this.wqBytes + length > this.wArena.length) {
       this.flush();
       if (length > this.wArena.length) {
@@ -167,11 +210,15 @@ export class TunDevice {
 
   /** Packets waiting for flush(). */
   get pendingWrites(): number {
-    return this.wq;
+    return this.gro !== undefined ? this.gro.count : this.wq;
   }
 
   /** Writes the queued packets, one write() each, in one native call. Never throws for OS errors (counted). */
   flush(): void {
+    if (this.gro !== undefined) {
+      this.flushGro(this.gro);
+      return;
+    }
     const n = this.wq;
     if (n === 0) return;
     this.wq = 0;
@@ -191,6 +238,32 @@ export class TunDevice {
         this.errors.inc(`tx:${errnoName(-r)}`);
       }
     }
+  }
+
+  private flushGro(gro: GroQueue): void {
+    const n = gro.count;
+    if (n === 0) return;
+    const { stats, wResults } = this;
+    if (!this.closed) {
+      this.native.tunWriteBatch(this.fd, gro.arena, gro.offsets, gro.lengths, n, wResults);
+      stats.txFlushes++;
+      for (let i = 0; i < n; i++) {
+        const r = wResults[i]!;
+        if (r >= 0) {
+          stats.txPackets++;
+          stats.txBytes += r - VNET_HDR_LEN;
+        } else if (r === -11) stats.txEagain++;
+        else {
+          stats.txErrors++;
+          this.errors.inc(`tx:${errnoName(-r)}`);
+        }
+      }
+    }
+    gro.clear();
+    const g = gro.stats;
+    stats.txMerged = g.merged;
+    stats.txSuperPackets = g.superPackets;
+    stats.txBadChecksum = g.badChecksum;
   }
 
   /** Whether the read poll keeps the process alive (default true). */
@@ -253,7 +326,19 @@ export class TunDevice {
       if (n === 0) return;
       stats.rxPackets += n;
       stats.rxBatches++;
-      this.callback?.(arena, lengths, n, slotSize);
+      let headroom = 0;
+      if (this.vnetHdr) {
+        headroom = VNET_HDR_LEN;
+        for (let i = 0; i < n; i++) {
+          const o = i * slotSize;
+          const len = lengths[i]!;
+          if (len < VNET_HDR_LEN || arena[o + 1] !== VIRTIO_NET_HDR_GSO_NONE || (arena[o]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+            stats.rxOffloadDropped++;
+            lengths[i] = 0;
+          } else lengths[i] = len - VNET_HDR_LEN;
+        }
+      }
+      this.callback?.(arena, lengths, n, slotSize, headroom);
       if (this.closed || n < batchSize) return;
     }
   }
