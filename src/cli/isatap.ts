@@ -32,7 +32,8 @@ const HELP = `usage: transit6 isatap host [--router ADDR|NAME]... [options]
        transit6 isatap show state|stats [--json] [--role host|router] [--control PATH]
 
 ISATAP (RFC 5214) in user space: IPv6 in IPv4 protocol 41 over a raw socket and a TUN device (the kernel's sit
-driver is not needed). Runs in the foreground; SIGTERM or SIGINT stop it and remove the interface. Needs root.
+driver is not needed). Runs in the foreground; SIGTERM or SIGINT stop it and remove the interface; SIGHUP is
+logged and ignored (there is no reload: restart it to change options). Needs root.
 
 host: finds its ISATAP router by resolving the name "isatap" (the hosts file, then DNS with the search domains of
 resolv.conf) or from --router, as 'netsh interface isatap set router' does; re-resolves every hour; solicits
@@ -200,6 +201,8 @@ export async function runTunnelDaemon(opts: TunnelDaemonOptions, io: CliIo, log:
     };
     process.once('SIGTERM', () => finish('SIGTERM'));
     process.once('SIGINT', () => finish('SIGINT'));
+    // SIGHUP's default action would kill the daemon and leave the interface behind: these daemons have no reload.
+    process.on('SIGHUP', () => log.warn('SIGHUP ignored: this daemon has no reload; restart it to change its options'));
     log.debug('running');
   });
 }

@@ -21,7 +21,8 @@ const HELP = `usage: transit6 6to4 host [--local ADDR]... [--relay NAME|ADDR|any
        transit6 6to4 show state|stats [--json] [--control PATH]
 
 6to4 (RFC 3056) in user space: IPv6 in IPv4 protocol 41 over a raw socket and a TUN device (the kernel's sit
-driver is not needed). Runs in the foreground; SIGTERM or SIGINT stop it and remove the interface. Needs root.
+driver is not needed). Runs in the foreground; SIGTERM or SIGINT stop it and remove the interface; SIGHUP is
+logged and ignored (there is no reload: restart it to change options). Needs root.
 
 Each public IPv4 address w.x.y.z gives the address 2002:WWXX:YYZZ::WWXX:YYZZ and the site prefix
 2002:WWXX:YYZZ::/48. 2002::/16 is sent straight to the IPv4 address it embeds; other IPv6 destinations go to the

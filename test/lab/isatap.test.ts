@@ -102,7 +102,12 @@ test('ISATAP: our router and two hosts on an intranet, a native IPv6 host behind
       const e1 = ((await tunnelShow(lab, h1.ns, 'isatap', 'state')) as State).events ?? {};
       assert.ok((e1['tx-direct'] ?? 0) >= 3, JSON.stringify(e1));
     });
-    await t.test('3: a host reaches the native IPv6 host through the router (ping, TCP)', async () => {
+    await t.test('3: a host reaches the native IPv6 host through the router (ping, TCP); SIGHUP does not stop the router', async () => {
+      // SIGHUP (no reload for these daemons): logged, and the router keeps forwarding.
+      const router = procs[0]!;
+      process.kill(router.pid, 'SIGHUP');
+      await router.waitForLog(/SIGHUP ignored/, 5000);
+      assert.ok(router.running, 'the router survived SIGHUP');
       assert.ok(await ping(lab, h1.ns, topo.v6host.ipv6, { count: 3 }), 'ping the native host');
       const server = lab.spawn(topo.v6host.ns, 'socat', 'socat', ['-T', '10', 'TCP6-LISTEN:7000,reuseaddr', 'SYSTEM:echo isatap-tcp-ok']);
       procs.push(server);
