@@ -8,25 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildTeredoTopology } from '../../src/lab/teredo-topology.js';
 import { inNs } from '../../src/lab/exec.js';
-import { skipUnlessRoot } from './helpers.js';
-
-const BIN = new URL('../../../bin/transit6.js', import.meta.url).pathname;
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function state(ns: string): Promise<Record<string, unknown> | undefined> {
-  const r = await inNs(ns, process.execPath, [BIN, 'teredo', 'show', 'state', '--json'], { allowFailure: true });
-  if (r.exitCode !== 0) return undefined;
-  return JSON.parse(r.stdout) as Record<string, unknown>;
-}
+import { BIN, skipUnlessRoot, teredoState as state, waitFor } from './helpers.js';
 
 test('client daemon: pid file, unprivileged user (nobody by default), reload on SIGHUP, clean shutdown', { timeout: 90_000 }, async (t) => {
   if (skipUnlessRoot(t)) return;

@@ -1,5 +1,6 @@
 /** Shared by the lab tests: the root check and namespace listing. */
 import type { TestContext } from 'node:test';
+import { inNs } from '../../src/lab/exec.js';
 import { listNamespaces, type Lab } from '../../src/lab/netns.js';
 import { parseExposition, type ExpoFamily } from '../io/exposition.js';
 
@@ -33,4 +34,24 @@ export function sampleValue(fams: Map<string, ExpoFamily>, name: string, labels:
     for (const s of f.samples) if (s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)) return s.value;
   }
   return undefined;
+}
+
+/** bin/transit6.js of this checkout (from dist/test/lab/). */
+export const BIN = new URL('../../../bin/transit6.js', import.meta.url).pathname;
+
+/** Polls `fn` every 200 ms until it returns a value; throws once `timeoutMs` has passed. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** `transit6 teredo show state --json` of the daemon in namespace `ns`, or undefined while none answers. */
+export async function teredoState(ns: string): Promise<Record<string, unknown> | undefined> {
+  const r = await inNs(ns, process.execPath, [BIN, 'teredo', 'show', 'state', '--json'], { allowFailure: true });
+  return r.exitCode === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
 }

@@ -12,24 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { buildTeredoTopology } from '../../src/lab/teredo-topology.js';
 import { inNs } from '../../src/lab/exec.js';
 import { parseExposition } from '../io/exposition.js';
-import { skipUnlessRoot } from './helpers.js';
-
-const BIN = new URL('../../../bin/transit6.js', import.meta.url).pathname;
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function state(ns: string): Promise<Record<string, unknown> | undefined> {
-  const r = await inNs(ns, process.execPath, [BIN, 'teredo', 'show', 'state', '--json'], { allowFailure: true });
-  return r.exitCode === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
-}
+import { BIN, skipUnlessRoot, teredoState as state, waitFor } from './helpers.js';
 
 async function scrape(ns: string, url: string): Promise<string> {
   const r = await inNs(ns, process.execPath, ['-e', `fetch(${JSON.stringify(url)}).then(async (r) => { if (!r.ok || !/version=0.0.4/.test(r.headers.get('content-type'))) process.exit(3); process.stdout.write(await r.text()); })`]);
@@ -68,13 +51,13 @@ test('client and server with --metrics, --pcap, JSON logs; trace --live draws a 
     const server = lab.spawn(topology.server.ns, 'server', process.execPath, [BIN, 'teredo', 'server', '-f', '--server-bind-address', '198.51.100.1', '--metrics', '127.0.0.1:9544'], {
       env: { ...process.env, NOTIFY_SOCKET: notifyPath },
     });
-    await waitFor('the server', () => state(topology.server.ns));
+    await waitFor('the server', () => state(topology.server.ns), 20_000);
     const base = join(lab.runDir, 'client');
     const client = lab.spawn(cli.ns, 'client', process.execPath, [BIN, 'teredo', 'client', '-f', '--server', '198.51.100.1', '--interface', 'teredo', '--pcap', base, '--metrics', '127.0.0.1:9545', '--log-level', 'debug']);
     const s = await waitFor('qualification and NAT detection', async () => {
       const st = await state(cli.ns);
       return st && st.state === 'qualified' && st.natDetection === 'done' && st.interfaceStatus === 'up' ? st : undefined;
-    });
+    }, 20_000);
     assert.equal(s.natType, 'port-restricted');
 
     // Metrics: valid exposition text, and the values the daemon's own state and stats give.
