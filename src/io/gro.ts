@@ -1,8 +1,14 @@
 /**
- * User-space TCP GRO for a TUN device opened with IFF_VNET_HDR: a write queue that merges consecutive, in-order
- * TCP/IPv6 segments of one flow into one super-packet with a virtio_net_hdr (GSO_TCPV6, NEEDS_CSUM), so that the
- * kernel forwards (or delivers) one skb instead of many and splits it again only where it must. Everything else is
- * queued as it is, behind a zero header (GSO_NONE: the packet's own checksum stands).
+ * User-space GRO for a TUN device opened with IFF_VNET_HDR: a write queue that merges consecutive, in-order
+ * TCP/IPv6 segments of one flow into one super-packet with a virtio_net_hdr (GSO_TCPV6, NEEDS_CSUM), and
+ * consecutive UDP/IPv6 datagrams of one flow (same addresses and ports) into one GSO_UDP_L4 super-packet, so that
+ * the kernel forwards (or delivers) one skb instead of many and splits it again only where it must (for UDP at the
+ * receiving socket, or before a device without USO). Everything else is queued as it is, behind a zero header
+ * (GSO_NONE: the packet's own checksum stands).
+ *
+ * UDP datagrams join when the IPv6 header but for the payload length and the ports are the first's, the payload is
+ * no longer than the first's (a shorter one is the last) and both checksums are valid and non-zero;
+ * __udp_gso_segment then gives back each datagram with its own length and checksum, byte for byte.
  *
  * Merging is exact: the kernel's TCP segmentation (tcp_gso_segment) of a super-packet built here gives back the
  * original segments byte for byte. That is why a segment joins only if:
@@ -26,8 +32,11 @@ export const VNET_HDR_LEN = 10;
 export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 export const VIRTIO_NET_HDR_GSO_NONE = 0;
 export const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
+/** USO (Linux >= 6.2 accepts it from a TUN writer). */
+export const VIRTIO_NET_HDR_GSO_UDP_L4 = 5;
 
 const IPV6_HDR = 40;
+const UDP_HDR = 8;
 const TCP_ACK = 0x10;
 const TCP_PSH = 0x08;
 /** Segments per super-packet at most (a 65535-byte payload at MSS 1220 is 53). */
@@ -40,8 +49,10 @@ export interface GroStats {
   superPackets: number;
   /** Segments merged into an existing super-packet (packets - entries written). */
   merged: number;
-  /** TCP segments that could have joined but failed the checksum check. */
+  /** TCP segments or UDP datagrams that could have joined but failed the checksum check. */
   badChecksum: number;
+  /** Of superPackets, those of UDP datagrams (GSO_UDP_L4). */
+  udpSuperPackets: number;
 }
 
 /** Sum of 16-bit big-endian words of b[start, end) added to `sum` (not folded). */
@@ -67,6 +78,23 @@ export function pseudoHeaderSum(b: Uint8Array, o: number, ulLen: number, nh: num
 export function tcpChecksumValid(b: Uint8Array, o: number, len: number): boolean {
   const tcpLen = len - IPV6_HDR;
   return fold16(sum16(b, o + IPV6_HDR, o + len, pseudoHeaderSum(b, o, tcpLen, 6))) === 0xffff;
+}
+
+/** Whether the UDP datagram of the IPv6 packet b[o, o+len) (no extension headers) has a valid, non-zero checksum. */
+export function udpChecksumValid(b: Uint8Array, o: number, len: number): boolean {
+  if (b[o + IPV6_HDR + 6] === 0 && b[o + IPV6_HDR + 7] === 0) return false; // RFC 8200 §8.1: zero is not allowed
+  return fold16(sum16(b, o + IPV6_HDR, o + len, pseudoHeaderSum(b, o, len - IPV6_HDR, 17))) === 0xffff;
+}
+
+/**
+ * Whether b[o, o+len) is a UDP/IPv6 datagram that may start or join a UDP super-packet: IPv6 with no extension
+ * headers, next header UDP, payload length and UDP length both matching `len`, and a UDP payload. The checksum is
+ * not checked here.
+ */
+export function mergeableUdp(b: Uint8Array, o: number, len: number): boolean {
+  if (len < IPV6_HDR + UDP_HDR + 1 || b[o]! >> 4 !== 6 || b[o + 6] !== 17) return false;
+  const plen = (b[o + 4]! << 8) | b[o + 5]!;
+  return IPV6_HDR + plen === len && ((b[o + IPV6_HDR + 4]! << 8) | b[o + IPV6_HDR + 5]!) === plen;
 }
 
 /**
@@ -110,9 +138,11 @@ export class GroQueue {
   readonly lengths: Uint32Array;
   count = 0;
   bytes = 0;
-  readonly stats: GroStats = { packets: 0, superPackets: 0, merged: 0, badChecksum: 0 };
+  readonly stats: GroStats = { packets: 0, superPackets: 0, merged: 0, badChecksum: 0, udpSuperPackets: 0 };
   // The newest entry, while it may still grow.
   private open = false;
+  /** The open entry is UDP datagrams (GSO_UDP_L4), else TCP segments. */
+  private udp = false;
   private verified = false;
   private doff = 0;
   private gsoSize = 0;
@@ -158,9 +188,18 @@ export class GroQueue {
     this.stats.packets++;
     this.open = false;
     if (!this.coalesce) return true;
+    if (mergeableUdp(buf, o, len)) {
+      this.open = true;
+      this.udp = true;
+      this.verified = false;
+      this.gsoSize = len - IPV6_HDR - UDP_HDR;
+      this.segments = 1;
+      return true;
+    }
     const doff = mergeableTcpHeader(buf, o, len);
     if (doff === 0 || (buf[o + IPV6_HDR + 13]! & TCP_PSH) !== 0) return true;
     this.open = true;
+    this.udp = false;
     this.verified = false;
     this.doff = doff;
     this.gsoSize = len - IPV6_HDR - doff;
@@ -170,6 +209,7 @@ export class GroQueue {
   }
 
   private tryMerge(b: Uint8Array, o: number, len: number): boolean {
+    if (this.udp) return this.tryMergeUdp(b, o, len);
     const { arena } = this;
     const i = this.count - 1;
     const e = this.offsets[i]!;
@@ -228,6 +268,65 @@ export class GroQueue {
     return true;
   }
 
+  /**
+   * UDP (what __udp_gso_segment gives back exactly): same IPv6 header but for the payload length, same ports, a
+   * payload no longer than the first's (a shorter one ends the super-packet), valid non-zero checksums (the kernel
+   * computes each datagram's checksum again, NEEDS_CSUM).
+   */
+  private tryMergeUdp(b: Uint8Array, o: number, len: number): boolean {
+    const { arena } = this;
+    const i = this.count - 1;
+    const e = this.offsets[i]!;
+    const p = e + VNET_HDR_LEN;
+    if (!mergeableUdp(b, o, len)) return this.close();
+    const payload = len - IPV6_HDR - UDP_HDR;
+    if (payload > this.gsoSize) return this.close();
+    const superLen = this.lengths[i]! - VNET_HDR_LEN;
+    if (superLen + payload - IPV6_HDR > 0xffff || this.segments >= MAX_SEGMENTS) return this.close();
+    if (this.bytes + payload > arena.length) return this.close();
+    if (!sameBytes(b, o, p, 4, arena) || b[o + 6] !== arena[p + 6] || b[o + 7] !== arena[p + 7]) return this.close();
+    if (!sameBytes(b, o + 8, p + 8, 32 + 4, arena)) return this.close(); // addresses and ports
+    if (!this.verified) {
+      if (!udpChecksumValid(arena, p, superLen)) {
+        this.stats.badChecksum++;
+        return this.close();
+      }
+      this.verified = true;
+    }
+    if (!udpChecksumValid(b, o, len)) {
+      this.stats.badChecksum++;
+      return this.close();
+    }
+    arena.set(b.subarray(o + IPV6_HDR + UDP_HDR, o + len), this.bytes);
+    this.bytes += payload;
+    const newLen = superLen + payload;
+    this.lengths[i] = VNET_HDR_LEN + newLen;
+    const plen = newLen - IPV6_HDR;
+    const u = p + IPV6_HDR;
+    arena[p + 4] = plen >> 8;
+    arena[p + 5] = plen & 0xff;
+    arena[u + 4] = plen >> 8;
+    arena[u + 5] = plen & 0xff;
+    if (this.segments === 1) {
+      this.stats.superPackets++;
+      this.stats.udpSuperPackets++;
+      arena[e] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      arena[e + 1] = VIRTIO_NET_HDR_GSO_UDP_L4;
+      writeLe16(arena, e + 2, IPV6_HDR + UDP_HDR);
+      writeLe16(arena, e + 4, this.gsoSize);
+      writeLe16(arena, e + 6, IPV6_HDR);
+      writeLe16(arena, e + 8, 6);
+    }
+    this.segments++;
+    this.stats.merged++;
+    // The pseudo-header sum for the whole UDP length, uncomplemented (the kernel adds the UDP bytes).
+    const seed = fold16(pseudoHeaderSum(arena, p, plen, 17));
+    arena[u + 6] = seed >> 8;
+    arena[u + 7] = seed & 0xff;
+    this.open = payload === this.gsoSize;
+    return true;
+  }
+
   private close(): false {
     this.open = false;
     return false;
@@ -252,6 +351,7 @@ export function segmentEntry(entry: Uint8Array): Uint8Array[] {
     if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) throw new Error('NEEDS_CSUM without GSO is not produced here');
     return [pkt.slice()];
   }
+  if (gsoType === VIRTIO_NET_HDR_GSO_UDP_L4 && flags === VIRTIO_NET_HDR_F_NEEDS_CSUM) return segmentUdpEntry(entry, pkt);
   if (gsoType !== VIRTIO_NET_HDR_GSO_TCPV6 || flags !== VIRTIO_NET_HDR_F_NEEDS_CSUM) throw new Error(`unexpected vnet header ${flags}/${gsoType}`);
   const hdrLen = entry[2]! | (entry[3]! << 8);
   const gso = entry[4]! | (entry[5]! << 8);
@@ -289,6 +389,39 @@ export function segmentEntry(entry: Uint8Array): Uint8Array[] {
     const c = 0xffff - fold16(sum16(seg, IPV6_HDR, seg.length, pseudoHeaderSum(seg, 0, plen, 6)));
     seg[IPV6_HDR + 16] = c >> 8;
     seg[IPV6_HDR + 17] = c & 0xff;
+    out.push(seg);
+  }
+  return out;
+}
+
+/** segmentEntry for GSO_UDP_L4 (__udp_gso_segment): each gso_size slice of the payload behind a copy of the headers
+ *  with its own lengths and a full checksum (0 sent as 0xffff). */
+function segmentUdpEntry(entry: Uint8Array, pkt: Uint8Array): Uint8Array[] {
+  const hdrLen = entry[2]! | (entry[3]! << 8);
+  const gso = entry[4]! | (entry[5]! << 8);
+  const cstart = entry[6]! | (entry[7]! << 8);
+  const coff = entry[8]! | (entry[9]! << 8);
+  if (cstart !== IPV6_HDR || coff !== 6 || gso === 0) throw new Error('bad csum_start/csum_offset/gso_size');
+  if (hdrLen !== IPV6_HDR + UDP_HDR) throw new Error('hdr_len is not the headers\' length');
+  if (pkt.length <= hdrLen + gso) throw new Error('a UDP super-packet of one datagram');
+  const ulen = (pkt[IPV6_HDR + 4]! << 8) | pkt[IPV6_HDR + 5]!;
+  if (ulen !== pkt.length - IPV6_HDR) throw new Error('UDP length is not the super-packet\'s');
+  const seed = (pkt[IPV6_HDR + 6]! << 8) | pkt[IPV6_HDR + 7]!;
+  if (seed !== fold16(pseudoHeaderSum(pkt, 0, ulen, 17))) throw new Error('checksum seed is not the pseudo-header sum');
+  const out: Uint8Array[] = [];
+  for (let at = hdrLen; at < pkt.length; at += gso) {
+    const n = Math.min(gso, pkt.length - at);
+    const seg = new Uint8Array(hdrLen + n);
+    seg.set(pkt.subarray(0, hdrLen));
+    seg.set(pkt.subarray(at, at + n), hdrLen);
+    const plen = UDP_HDR + n;
+    seg[4] = seg[IPV6_HDR + 4] = plen >> 8;
+    seg[5] = seg[IPV6_HDR + 5] = plen & 0xff;
+    seg[IPV6_HDR + 6] = 0;
+    seg[IPV6_HDR + 7] = 0;
+    const c = (0xffff - fold16(sum16(seg, IPV6_HDR, seg.length, pseudoHeaderSum(seg, 0, plen, 17)))) || 0xffff;
+    seg[IPV6_HDR + 6] = c >> 8;
+    seg[IPV6_HDR + 7] = c & 0xff;
     out.push(seg);
   }
   return out;

@@ -52,17 +52,19 @@ export interface TunStats {
   txFlushes: number;
   /** vnetHdr: packets read with a GSO or NEEDS_CSUM header (never asked for), dropped. */
   rxOffloadDropped: number;
-  /** offload: TCP segments merged into a super-packet (each one write() less), and super-packets written. */
+  /** offload: TCP segments or UDP datagrams merged into a super-packet (each one write() less), and super-packets
+   *  written (of them, UDP ones: txUdpSuperPackets). */
   txMerged: number;
   txSuperPackets: number;
-  /** offload: TCP segments left alone because a checksum was wrong (they go out as they came). */
+  txUdpSuperPackets: number;
+  /** offload: TCP segments or UDP datagrams left alone because a checksum was wrong (they go out as they came). */
   txBadChecksum: number;
 }
 
 export class TunDevice {
   readonly stats: TunStats = {
     rxPackets: 0, rxBatches: 0, rxTruncated: 0, rxErrors: 0, txPackets: 0, txBytes: 0, txEagain: 0, txErrors: 0,
-    txFlushes: 0, rxOffloadDropped: 0, txMerged: 0, txSuperPackets: 0, txBadChecksum: 0,
+    txFlushes: 0, rxOffloadDropped: 0, txMerged: 0, txSuperPackets: 0, txUdpSuperPackets: 0, txBadChecksum: 0,
   };
   /** OS errors by direction and errno name: 'tx:EINVAL', 'rx:EBADFD', 'poll:EBADF'. */
   readonly errors = new Counters();
@@ -263,6 +265,7 @@ export class TunDevice {
     const g = gro.stats;
     stats.txMerged = g.merged;
     stats.txSuperPackets = g.superPackets;
+    stats.txUdpSuperPackets = g.udpSuperPackets;
     stats.txBadChecksum = g.badChecksum;
   }
 

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  GroQueue, VNET_HDR_LEN, fold16, mergeableTcpHeader, pseudoHeaderSum, segmentEntry, sum16, tcpChecksumValid,
+  GroQueue, VIRTIO_NET_HDR_GSO_UDP_L4, VNET_HDR_LEN, fold16, mergeableTcpHeader, mergeableUdp, pseudoHeaderSum, segmentEntry,
+  sum16, tcpChecksumValid, udpChecksumValid,
 } from '../../src/io/gro.js';
 
 const SRC = Uint8Array.from([0x20, 0x01, 0, 0, 0x35, 0x35, 0x64, 1, 0, 0, 0xf2, 0x27, 0x38, 0x9b, 0xaa, 0x01]);
@@ -76,6 +77,44 @@ function tcp6(s: Seg): Uint8Array {
   const c = 0xffff - fold16(sum16(p, 40, p.length, pseudoHeaderSum(p, 0, plen, 6)));
   p[t + 16] = c >> 8;
   p[t + 17] = (c & 0xff) ^ (s.badChecksum ? 1 : 0);
+  return p;
+}
+
+interface Dgram {
+  payload: Uint8Array;
+  sport?: number;
+  dport?: number;
+  hop?: number;
+  flow?: number;
+  badChecksum?: boolean;
+  zeroChecksum?: boolean;
+}
+
+/** A UDP/IPv6 datagram with a correct checksum (unless badChecksum / zeroChecksum). */
+function udp6(d: Dgram): Uint8Array {
+  const p = new Uint8Array(48 + d.payload.length);
+  const flow = d.flow ?? 0;
+  p[0] = 0x60;
+  p[1] = (flow >> 16) & 0x0f;
+  p[2] = (flow >> 8) & 0xff;
+  p[3] = flow & 0xff;
+  const plen = 8 + d.payload.length;
+  p[4] = p[44] = plen >> 8;
+  p[5] = p[45] = plen & 0xff;
+  p[6] = 17;
+  p[7] = d.hop ?? 64;
+  p.set(SRC, 8);
+  p.set(DST, 24);
+  const sport = d.sport ?? 40000;
+  const dport = d.dport ?? 5201;
+  p[40] = sport >> 8;
+  p[41] = sport & 0xff;
+  p[42] = dport >> 8;
+  p[43] = dport & 0xff;
+  p.set(d.payload, 48);
+  const c = (0xffff - fold16(sum16(p, 40, p.length, pseudoHeaderSum(p, 0, plen, 17)))) || 0xffff;
+  p[46] = d.zeroChecksum ? 0 : c >> 8;
+  p[47] = d.zeroChecksum ? 0 : (c & 0xff) ^ (d.badChecksum ? 1 : 0);
   return p;
 }
 
@@ -299,4 +338,89 @@ test('merging does happen on a plain bulk stream (stats)', () => {
   assert.equal(q.count, 1);
   assert.equal(q.stats.merged, 39);
   assert.equal(q.stats.superPackets, 1);
+});
+
+test('UDP: a run of equal datagrams of one flow becomes one GSO_UDP_L4 super-packet that splits back exactly', () => {
+  const pkts = Array.from({ length: 20 }, (_, i) => udp6({ payload: bytes(64, i + 1) }));
+  const { entries: es, out } = run(pkts);
+  assert.equal(es.length, 1);
+  const e = es[0]!;
+  assert.equal(e[0], 1); // NEEDS_CSUM
+  assert.equal(e[1], VIRTIO_NET_HDR_GSO_UDP_L4);
+  assert.equal(e[4]! | (e[5]! << 8), 64); // gso_size
+  assert.equal(e[8]! | (e[9]! << 8), 6); // csum_offset: the UDP checksum
+  assert.deepEqual(out, pkts);
+  for (const p of pkts) assert.ok(mergeableUdp(p, 0, p.length) && udpChecksumValid(p, 0, p.length));
+});
+
+test('UDP: a shorter datagram is the last of its super-packet; 64 datagrams at most', () => {
+  const short = udp6({ payload: bytes(10, 99) });
+  const pkts = [...Array.from({ length: 5 }, (_, i) => udp6({ payload: bytes(100, i + 1) })), short, udp6({ payload: bytes(100, 7) })];
+  const r = run(pkts);
+  assert.equal(r.entries.length, 2);
+  assert.deepEqual(r.out, pkts);
+  const many = Array.from({ length: 130 }, (_, i) => udp6({ payload: bytes(32, i + 1) }));
+  const m = run(many);
+  assert.equal(m.entries.length, 3);
+  assert.deepEqual(m.out, many);
+});
+
+test('UDP: other flows, hop limits, flow labels, bad or zero checksums are not merged; order is kept', () => {
+  const base = (): Uint8Array => udp6({ payload: bytes(64, 5) });
+  const cases: [string, Uint8Array][] = [
+    ['other source port', udp6({ payload: bytes(64, 6), sport: 1 })],
+    ['other destination port', udp6({ payload: bytes(64, 6), dport: 1 })],
+    ['other hop limit', udp6({ payload: bytes(64, 6), hop: 3 })],
+    ['other flow label', udp6({ payload: bytes(64, 6), flow: 0x12345 })],
+    ['bad checksum', udp6({ payload: bytes(64, 6), badChecksum: true })],
+    ['zero checksum', udp6({ payload: bytes(64, 6), zeroChecksum: true })],
+    ['longer payload', udp6({ payload: bytes(65, 6) })],
+    ['a TCP segment', tcp6({ seq: 1, payload: bytes(64, 6) })],
+  ];
+  for (const [name, other] of cases) {
+    const pkts = [base(), other];
+    const { entries: es, out } = run(pkts);
+    assert.equal(es.length, 2, name);
+    assert.deepEqual(out, pkts, name);
+  }
+  // The first datagram's own bad checksum keeps a run from forming on it.
+  const bad = udp6({ payload: bytes(64, 1), badChecksum: true });
+  const q = new GroQueue(16, 1 << 16);
+  for (const p of [bad, base()]) assert.ok(q.push(p, 0, p.length));
+  assert.equal(q.count, 2);
+  assert.equal(q.stats.badChecksum, 1);
+});
+
+test('differential: random interleaved UDP and TCP flows split back into exactly the pushed packets', () => {
+  let x = 777;
+  const rnd = (n: number): number => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return (x >>> 8) % n;
+  };
+  for (let round = 0; round < 200; round++) {
+    const pkts: Uint8Array[] = [];
+    let seq = rnd(1 << 30);
+    const n = 1 + rnd(120);
+    for (let i = 0; i < n; i++) {
+      const kind = rnd(24);
+      if (kind === 0) {
+        pkts.push(tcp6({ seq, payload: bytes(500, i) }));
+        seq += 500;
+        continue;
+      }
+      const size = kind === 1 ? rnd(200) : [64, 1200][round % 2]!;
+      pkts.push(udp6({ payload: bytes(size, round * 1000 + i), sport: 40000 + rnd(2), badChecksum: kind === 2, zeroChecksum: kind === 3 }));
+    }
+    const q = new GroQueue(256, 1 << 20);
+    const out: Uint8Array[] = [];
+    for (const p of pkts) {
+      assert.ok(q.push(p, 0, p.length));
+      if (rnd(16) === 0) {
+        out.push(...entries(q).flatMap((e) => segmentEntry(e)));
+        q.clear();
+      }
+    }
+    out.push(...entries(q).flatMap((e) => segmentEntry(e)));
+    assert.deepEqual(out, pkts, `round ${round}`);
+  }
 });

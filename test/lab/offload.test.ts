@@ -5,7 +5,9 @@
  * and are echoed back, once with offload off and once with it on for both the relay and the client. Each way, the
  * bytes delivered must be exactly the bytes sent (SHA-256 and length), so identical with and without offload; with
  * it on, the relay and the client must really have written super-packets (their tunnel counters) and the client
- * sent GSO messages (through the NAT), so the test cannot pass by never merging.
+ * sent GSO messages (through the NAT), so the test cannot pass by never merging. The same for UDP: bursts of
+ * same-size datagrams echoed by v6host must come back unchanged (none altered, at least 90 % back), and with
+ * offload on the relay and the client must have written GSO_UDP_L4 super-packets into their tunnels.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,6 +65,59 @@ function attempt(left) {
 attempt(25);
 `;
 
+const UDP_PORT = 5302;
+const UDP_BURSTS = 40;
+const UDP_BURST = 50;
+
+/** v6host: a UDP echo server (each datagram sent back to where it came from). */
+const UDP_ECHO = `
+const s = require('node:dgram').createSocket('udp6');
+s.on('message', (m, r) => s.send(m, r.port, r.address));
+s.bind(${UDP_PORT}, process.argv[1], () => console.log('listening'));
+`;
+
+/** cli-prc: bursts of same-size datagrams (seeded bytes, the size changing per burst); counts the echoes that come
+ *  back identical to a datagram it sent, and those that do not. */
+const UDP_SENDER = `
+const dgram = require('node:dgram');
+const crypto = require('node:crypto');
+const [host, seed] = [process.argv[1], process.argv[2]];
+const sent = new Map();
+let echoed = 0, wrong = 0, dup = 0;
+const s = dgram.createSocket('udp6');
+s.on('message', (m) => {
+  const key = m.length >= 8 ? m.readUInt32BE(0) + ':' + m.readUInt32BE(4) : '';
+  const want = sent.get(key);
+  if (want === undefined) { wrong++; return; }
+  if (want === null) { dup++; return; }
+  if (Buffer.compare(want, m) === 0) { echoed++; sent.set(key, null); } else wrong++;
+});
+let b = 0;
+function burst() {
+  if (b === ${UDP_BURSTS}) return setTimeout(() => { console.log(JSON.stringify({ sent: sent.size, echoed, wrong, dup })); process.exit(0); }, 1500);
+  const size = 64 + (b % 5) * 150;
+  for (let i = 0; i < ${UDP_BURST}; i++) {
+    const m = Buffer.alloc(size);
+    crypto.createHash('sha512').update(seed + ':' + b + ':' + i).digest().copy(m, 8);
+    for (let k = 72; k < size; k++) m[k] = (k * 31 + b + i) & 0xff;
+    m.writeUInt32BE(b, 0);
+    m.writeUInt32BE(i, 4);
+    sent.set(b + ':' + i, m);
+    s.send(m, ${UDP_PORT}, host);
+  }
+  b++;
+  setTimeout(burst, 20);
+}
+s.bind(0, () => burst());
+`;
+
+interface UdpEcho {
+  sent: number;
+  echoed: number;
+  wrong: number;
+  dup: number;
+}
+
 interface Transfer {
   sent: string;
   received: string;
@@ -77,14 +132,24 @@ async function transfer(l: RunningTeredoLab, seed: string): Promise<Transfer> {
 
 type Io = { io: Record<string, number> };
 
-test('offload: TCP through the relay delivers the same bytes with and without TCP GRO', { timeout: 300_000 }, async (t) => {
+async function udpEcho(l: RunningTeredoLab, seed: string): Promise<UdpEcho> {
+  const t = l.topology;
+  const r = await l.lab.exec(t.clients.find((c) => c.name === 'cli-prc')!.ns, process.execPath, ['-e', UDP_SENDER, t.v6host.ipv6, seed], { timeoutMs: 60_000 });
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as UdpEcho;
+}
+
+test('offload: TCP and UDP through the relay deliver the same bytes with and without GRO', { timeout: 300_000 }, async (t) => {
   if (skipUnlessRoot(t)) return;
   const l = await startTeredoLab({ clients: ['cli-prc'], startClients: [] });
   let echo: ManagedProcess | undefined;
+  let udpEchoProc: ManagedProcess | undefined;
   try {
     const topo = l.topology;
     const cliNs = topo.clients.find((c) => c.name === 'cli-prc')!.ns;
     echo = l.lab.spawn(topo.v6host.ns, 'echo', process.execPath, ['-e', ECHO, topo.v6host.ipv6]);
+    udpEchoProc = l.lab.spawn(topo.v6host.ns, 'udp-echo', process.execPath, ['-e', UDP_ECHO, topo.v6host.ipv6]);
+    await udpEchoProc.waitForLog(/listening/, 10_000);
+    const udpResults: Record<'off' | 'on', UdpEcho[]> = { off: [], on: [] };
     const results: Record<'off' | 'on', Transfer[]> = { off: [], on: [] };
     const counters: Record<string, Record<string, number>> = {};
     for (const mode of ['off', 'on'] as const) {
@@ -103,6 +168,9 @@ test('offload: TCP through the relay delivers the same bytes with and without TC
         t.diagnostic(`offload ${mode}, stream ${seed}: ${JSON.stringify(r)}`);
         results[mode].push(r);
       }
+      const u = await udpEcho(l, `u-${mode}`);
+      t.diagnostic(`offload ${mode}, UDP echo: ${JSON.stringify(u)}`);
+      udpResults[mode].push(u);
       counters[`relay-${mode}`] = (await showJson<Io>(topo.relay.ns, 'stats', 'relay')).io;
       counters[`client-${mode}`] = (await showJson<Io>(cliNs, 'stats', 'client')).io;
     }
@@ -112,16 +180,25 @@ test('offload: TCP through the relay delivers the same bytes with and without TC
         assert.equal(r.received, r.sent, `offload ${mode}: the bytes came back unchanged`);
       }
     }
+    for (const mode of ['off', 'on'] as const) {
+      for (const u of udpResults[mode]) {
+        assert.equal(u.sent, UDP_BURSTS * UDP_BURST);
+        assert.equal(u.wrong, 0, `offload ${mode}: every UDP echo is a datagram sent, unchanged`);
+        assert.ok(u.echoed >= u.sent * 0.9, `offload ${mode}: UDP echoes ${u.echoed}/${u.sent}`);
+      }
+    }
     // The same streams, the same bytes delivered either way.
     assert.deepEqual(results.on.map((r) => r.received), results.off.map((r) => r.received));
     const pick = (c: Record<string, number>): Record<string, number | undefined> => ({
-      writes: c['tun.txPackets'], superPackets: c['tun.txSuperPackets'], merged: c['tun.txMerged'], errors: c['tun.txErrors'], badChecksum: c['tun.txBadChecksum'],
+      writes: c['tun.txPackets'], superPackets: c['tun.txSuperPackets'], udpSuperPackets: c['tun.txUdpSuperPackets'], merged: c['tun.txMerged'], errors: c['tun.txErrors'], badChecksum: c['tun.txBadChecksum'],
       udpSent: c.txPackets, udpGsoMessages: c.txGsoMessages, udpGsoPackets: c.txGsoPackets, udpErrors: c.txErrors,
     });
     for (const [k, c] of Object.entries(counters)) t.diagnostic(`${k}: ${JSON.stringify(pick(c))}`);
     assert.equal(counters['relay-off']!['tun.txSuperPackets'] ?? 0, 0);
     assert.ok((counters['relay-on']!['tun.txSuperPackets'] ?? 0) > 0, 'the relay wrote super-packets');
     assert.ok((counters['client-on']!['tun.txSuperPackets'] ?? 0) > 0, 'the client wrote super-packets');
+    assert.ok((counters['relay-on']!['tun.txUdpSuperPackets'] ?? 0) > 0, 'the relay wrote UDP super-packets');
+    assert.ok((counters['client-on']!['tun.txUdpSuperPackets'] ?? 0) > 0, 'the client wrote UDP super-packets');
     assert.ok((counters['client-on']!.txGsoMessages ?? 0) > 0, 'the client sent UDP GSO messages');
     assert.equal(counters['client-off']!.txGsoMessages ?? 0, 0);
     assert.equal(counters['client-on']!.txErrors, 0);
@@ -129,6 +206,7 @@ test('offload: TCP through the relay delivers the same bytes with and without TC
     assert.equal(counters['client-on']!['tun.txErrors'], 0);
   } finally {
     await echo?.stop();
+    await udpEchoProc?.stop();
     await l.lab.destroy();
   }
 });
