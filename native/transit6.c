@@ -39,6 +39,11 @@
 
 /* Messages per recvmmsg/sendmmsg call; callers may ask for more, we loop in chunks. Stack use ~10 KiB. */
 #define CHUNK 64
+
+/* TUNSETOFFLOAD flags (linux/if_tun.h; USO since Linux 6.2, spelled out for older headers). */
+#define T6_TUN_F_CSUM 0x01
+#define T6_TUN_F_USO4 0x20
+#define T6_TUN_F_USO6 0x40
 /* Upper bounds that keep all size arithmetic far from overflow. */
 #define MAX_PACKETS (1u << 20)
 #define MAX_SLOT (1u << 24)
@@ -334,10 +339,24 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   ifr.ifr_name[IFNAMSIZ - 1] = 0;
-  napi_value res, jfd, jname;
+  /* Whether the kernel takes GSO_UDP_L4 (USO) from this device's writer: TUNSETOFFLOAD refuses flags it does not
+   * know (EINVAL), which is the documented way to test for them. Reads are put back to no offloads at once. */
+  int uso = 0;
+  if (vnet && ioctl(fd, TUNSETOFFLOAD, (unsigned long)(T6_TUN_F_CSUM | T6_TUN_F_USO4 | T6_TUN_F_USO6)) == 0) {
+    uso = 1;
+    if (ioctl(fd, TUNSETOFFLOAD, 0UL) < 0) {
+      int e = errno;
+      close(fd);
+      throw_errno(env, e, "tunOpen(%s): ioctl TUNSETOFFLOAD 0", ifr.ifr_name);
+      return NULL;
+    }
+  }
+  napi_value res, jfd, jname, juso;
   if (napi_create_object(env, &res) != napi_ok || napi_create_int32(env, fd, &jfd) != napi_ok ||
       napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &jname) != napi_ok ||
+      napi_get_boolean(env, uso, &juso) != napi_ok ||
       napi_set_named_property(env, res, "fd", jfd) != napi_ok ||
+      napi_set_named_property(env, res, "uso", juso) != napi_ok ||
       napi_set_named_property(env, res, "name", jname) != napi_ok) {
     close(fd);
     throw_napi(env, "tunOpen result");

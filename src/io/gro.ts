@@ -142,14 +142,15 @@ export class GroQueue {
   // The newest entry, while it may still grow.
   private open = false;
   /** The open entry is UDP datagrams (GSO_UDP_L4), else TCP segments. */
-  private udp = false;
+  private openUdp = false;
   private verified = false;
   private doff = 0;
   private gsoSize = 0;
   private segments = 0;
   private nextSeq = 0;
 
-  constructor(maxPackets: number, maxBytes: number, readonly coalesce = true) {
+  /** coalesce: merge at all; udp: merge UDP datagrams too (the kernel must take GSO_UDP_L4 from the writer). */
+  constructor(maxPackets: number, maxBytes: number, readonly coalesce = true, readonly udp = true) {
     this.arena = new Uint8Array(maxBytes);
     this.offsets = new Uint32Array(maxPackets);
     this.lengths = new Uint32Array(maxPackets);
@@ -188,9 +189,9 @@ export class GroQueue {
     this.stats.packets++;
     this.open = false;
     if (!this.coalesce) return true;
-    if (mergeableUdp(buf, o, len)) {
+    if (this.udp && mergeableUdp(buf, o, len)) {
       this.open = true;
-      this.udp = true;
+      this.openUdp = true;
       this.verified = false;
       this.gsoSize = len - IPV6_HDR - UDP_HDR;
       this.segments = 1;
@@ -199,7 +200,7 @@ export class GroQueue {
     const doff = mergeableTcpHeader(buf, o, len);
     if (doff === 0 || (buf[o + IPV6_HDR + 13]! & TCP_PSH) !== 0) return true;
     this.open = true;
-    this.udp = false;
+    this.openUdp = false;
     this.verified = false;
     this.doff = doff;
     this.gsoSize = len - IPV6_HDR - doff;
@@ -209,7 +210,7 @@ export class GroQueue {
   }
 
   private tryMerge(b: Uint8Array, o: number, len: number): boolean {
-    if (this.udp) return this.tryMergeUdp(b, o, len);
+    if (this.openUdp) return this.tryMergeUdp(b, o, len);
     const { arena } = this;
     const i = this.count - 1;
     const e = this.offsets[i]!;

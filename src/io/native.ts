@@ -39,8 +39,12 @@ export type PollCallback = (status: number, events: number) => void;
 export type PollHandle = { readonly __brand: 'transit6-poll' };
 
 export interface NativeBinding {
-  /** Opens /dev/net/tun with IFF_TUN | IFF_NO_PI, non-blocking, close-on-exec. `name` '' lets the kernel choose. */
-  tunOpen(name: string, opts?: TunOpenOptions): { fd: number; name: string };
+  /**
+   * Opens /dev/net/tun with IFF_TUN | IFF_NO_PI, non-blocking, close-on-exec. `name` '' lets the kernel choose.
+   * `uso`: with vnetHdr, whether the kernel takes GSO_UDP_L4 super-packets from the writer (TUNSETOFFLOAD accepted
+   * TUN_F_USO4|USO6; Linux >= 6.2); reads are left without offloads either way.
+   */
+  tunOpen(name: string, opts?: TunOpenOptions): { fd: number; name: string; uso: boolean };
   /**
    * Reads packets until EAGAIN or maxPackets: packet i at arena[i*slotSize], its length in lengths[i]. Returns the
    * count, or -errno if the first read failed. Packets longer than slotSize are dropped and added to stats[0].

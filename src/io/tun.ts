@@ -72,6 +72,8 @@ export class TunDevice {
   readonly batchSize: number;
   /** Every packet read or written starts with a virtio_net_hdr. */
   readonly vnetHdr: boolean;
+  /** The kernel takes GSO_UDP_L4 super-packets from this device's writer (Linux >= 6.2): UDP runs are merged too. */
+  readonly uso: boolean;
 
   private readonly native: NativeBinding;
   private readonly arena: Uint8Array;
@@ -102,17 +104,19 @@ export class TunDevice {
   static open(name: string, opts: TunDeviceOptions = {}): TunDevice {
     const native = loadNative();
     const vnetHdr = opts.vnetHdr === true || opts.offload === true;
-    const { fd, name: actual } = native.tunOpen(name, { multiQueue: opts.multiQueue, vnetHdr });
-    return new TunDevice(native, fd, actual, opts);
+    const { fd, name: actual, uso } = native.tunOpen(name, { multiQueue: opts.multiQueue, vnetHdr });
+    return new TunDevice(native, fd, actual, opts, uso);
   }
 
-  /** Wraps an fd that is already a configured TUN queue (handed over by a privileged parent, say). */
+  /** Wraps an fd that is already a configured TUN queue (handed over by a privileged parent, say). UDP datagrams
+   *  are not merged there (whether the kernel takes USO is not known). */
   static fromFd(fd: number, name: string, opts: TunDeviceOptions = {}): TunDevice {
-    return new TunDevice(loadNative(), fd, name, opts);
+    return new TunDevice(loadNative(), fd, name, opts, false);
   }
 
-  private constructor(native: NativeBinding, readonly fd: number, readonly name: string, opts: TunDeviceOptions) {
+  private constructor(native: NativeBinding, readonly fd: number, readonly name: string, opts: TunDeviceOptions, uso: boolean) {
     this.native = native;
+    this.uso = uso;
     this.vnetHdr = opts.vnetHdr === true || opts.offload === true;
     // Reads are never GSO (no TUNSETOFFLOAD), so a vnetHdr slot needs only the header's room more.
     this.slotSize = positiveInt('slotSize', opts.slotSize ?? (this.vnetHdr ? 2048 + VNET_HDR_LEN : 2048));
@@ -125,7 +129,7 @@ export class TunDevice {
     this.wOffsets = new Uint32Array(wPackets);
     this.wLengths = new Uint32Array(wPackets);
     this.wResults = new Int32Array(wPackets);
-    this.gro = this.vnetHdr ? new GroQueue(wPackets, this.wArena.length + wPackets * VNET_HDR_LEN, opts.offload === true) : undefined;
+    this.gro = this.vnetHdr ? new GroQueue(wPackets, this.wArena.length + wPackets * VNET_HDR_LEN, opts.offload === true, opts.offload === true && uso) : undefined;
   }
 
   /** Starts (or redirects) delivery of received packets. */

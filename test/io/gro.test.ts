@@ -424,3 +424,13 @@ test('differential: random interleaved UDP and TCP flows split back into exactly
     assert.deepEqual(out, pkts, `round ${round}`);
   }
 });
+
+test('UDP merging off (a kernel without USO from a TUN writer): datagrams pass alone, TCP still merges', () => {
+  const q = new GroQueue(64, 1 << 16, true, false);
+  const pkts = [...Array.from({ length: 4 }, (_, i) => udp6({ payload: bytes(64, i + 1) })), ...stream(3, 800)];
+  for (const p of pkts) assert.ok(q.push(p, 0, p.length));
+  assert.equal(q.count, 5);
+  assert.equal(q.stats.udpSuperPackets, 0);
+  assert.equal(q.stats.superPackets, 1);
+  assert.deepEqual(entries(q).flatMap((e) => segmentEntry(e)), pkts);
+});
