@@ -44,9 +44,10 @@ import { installCleanupHandlers, listNamespaces, type Lab } from '../src/lab/net
 import { clientArgs, LAB_TEREDO_IFACE, parsePing, relayArgs, serverArgs, showJson, TRANSIT6_BIN, waitForDaemon } from '../src/lab/teredo-lab.js';
 import { buildTeredoTopology, LAB_RELAY_PORT, topologyClient, type TeredoTopology } from '../src/lab/teredo-topology.js';
 
-/** transit6-offload: transit6 with --offload on the relay and the client (TCP GRO into the tunnel, io/gro.ts). */
-export type Impl = 'transit6' | 'transit6-offload' | 'miredo';
-export const IMPLS: readonly Impl[] = ['transit6', 'transit6-offload', 'miredo'];
+/** transit6: its defaults (offload on: GRO into the tunnel, UDP GSO, io/gro.ts); transit6-no-offload: the same
+ *  daemons with `--offload no` on the relay and the client. */
+export type Impl = 'transit6' | 'transit6-no-offload' | 'miredo';
+export const IMPLS: readonly Impl[] = ['transit6', 'transit6-no-offload', 'miredo'];
 const DEFAULT_IMPLS: readonly Impl[] = ['transit6', 'miredo'];
 const isTransit6 = (impl: Impl): boolean => impl !== 'miredo';
 
@@ -202,7 +203,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: node dist/bench/teredo.js [--runs N] [--duration S] [--json FILE] [--impl transit6,transit6-offload,miredo] [--rates PPS,PPS]\n' +
+      'usage: node dist/bench/teredo.js [--runs N] [--duration S] [--json FILE] [--impl transit6,transit6-no-offload,miredo] [--rates PPS,PPS]\n' +
         '         [--search-start PPS] [--search-duration S] [--rs-duration S] [--fill N,N] [--skip PART,...] [--profile DIR]\n' +
         '  defaults: --runs 1 --duration 5 --rates 20000,40000 --search-start 40000 --search-duration 4 --rs-duration 5\n' +
         '            --fill 100000,1000000 --json bench/results/teredo-<time>.json; parts: rtt, tcp, udp, search, c2c, rs, rss\n' +
@@ -351,8 +352,8 @@ function nodeArgs(o: BenchOptions, name: string): string[] {
   return o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
 }
 
-async function startTransit6(lab: Lab, t: TeredoTopology, o: BenchOptions, offload = false): Promise<Started> {
-  const off = offload ? ['--offload'] : [];
+async function startTransit6(lab: Lab, t: TeredoTopology, o: BenchOptions, offload: boolean): Promise<Started> {
+  const off = ['--offload', offload ? 'yes' : 'no'];
   // Capacity is measured with the per-source and global rate limits off (Miredo has none): the load generator's
   // 16 ports share one address, and the 1M fill is far above the relay's default new-peer limit.
   const server = lab.spawn('tserver', 'server', process.execPath, [...nodeArgs(o, 'server'), TRANSIT6_BIN, ...serverArgs(t), ...SERVER_LIMITS_OFF]);
@@ -362,7 +363,7 @@ async function startTransit6(lab: Lab, t: TeredoTopology, o: BenchOptions, offlo
   const t0 = now();
   const client = lab.spawn(CLIENT, 'client', process.execPath, [...nodeArgs(o, 'client'), TRANSIT6_BIN, ...clientArgs(t, c, off)]);
   const a = await waitTeredoAddress(lab, client, t0);
-  const started: Started = { impl: offload ? 'transit6-offload' : 'transit6', server, relay, client, teredoAddress: a.address, addressMs: a.ms };
+  const started: Started = { impl: offload ? 'transit6' : 'transit6-no-offload', server, relay, client, teredoAddress: a.address, addressMs: a.ms };
   if (!o.skip.has('c2c')) {
     const c2 = topologyClient(t, CLIENT2);
     started.client2 = lab.spawn(CLIENT2, 'client2', process.execPath, [TRANSIT6_BIN, ...clientArgs(t, c2, off)]);
@@ -669,7 +670,7 @@ async function benchOne(impl: Impl, run: number, o: BenchOptions, say: (m: strin
     result.labPrefix = lab.prefix;
     const t = built.topology;
     say(`  ${impl}: lab ${lab.prefix} built; starting server, relay and client(s)`);
-    const d = isTransit6(impl) ? await startTransit6(lab, t, o, impl === 'transit6-offload') : await startMiredo(lab, t, o);
+    const d = isTransit6(impl) ? await startTransit6(lab, t, o, impl === 'transit6') : await startMiredo(lab, t, o);
     result.teredoAddress = d.teredoAddress;
     result.addressMs = d.addressMs;
     say(`  ${impl}: ${d.teredoAddress} after ${d.addressMs.toFixed(0)} ms`);
@@ -801,13 +802,13 @@ export interface SummaryRow {
   perRun: Partial<Record<Impl, number[]>>;
   /** transit6 / Miredo, when both medians exist and Miredo's is not 0. */
   ratio: number | null;
-  /** transit6 with --offload / Miredo, the same way. */
-  ratioOffload: number | null;
+  /** transit6 with --offload no / Miredo, the same way. */
+  ratioNoOffload: number | null;
 }
 
 export function summarize(results: readonly RunResult[], rates: readonly number[], impls: readonly Impl[], fill: readonly number[] = []): SummaryRow[] {
   return metrics(rates, fill).map((m) => {
-    const row: SummaryRow = { metric: m.name, better: m.better, median: {}, perRun: {}, ratio: null, ratioOffload: null };
+    const row: SummaryRow = { metric: m.name, better: m.better, median: {}, perRun: {}, ratio: null, ratioNoOffload: null };
     for (const impl of impls) {
       // Partial runs count for the parts they measured (RunResult.errors lists the others).
       const xs = results.filter((r) => r.impl === impl).map(m.get).filter((x): x is number => x !== undefined && Number.isFinite(x));
@@ -817,8 +818,8 @@ export function summarize(results: readonly RunResult[], rates: readonly number[
     const a = row.median.transit6;
     const b = row.median.miredo;
     row.ratio = a !== undefined && b !== undefined && b !== 0 ? a / b : null;
-    const c = row.median['transit6-offload'];
-    row.ratioOffload = c !== undefined && b !== undefined && b !== 0 ? c / b : null;
+    const c = row.median['transit6-no-offload'];
+    row.ratioNoOffload = c !== undefined && b !== undefined && b !== 0 ? c / b : null;
     return row;
   });
 }
@@ -826,16 +827,16 @@ export function summarize(results: readonly RunResult[], rates: readonly number[
 export function formatTable(rows: readonly SummaryRow[], rates: readonly number[], fill: readonly number[] = []): string {
   const digits = new Map(metrics(rates, fill).map((m) => [m.name, m.digits]));
   const fmt = (x: number | undefined, d: number): string => (x === undefined ? '-' : x.toFixed(d));
-  // The offload columns only when transit6-offload was measured.
-  const off = rows.some((r) => r.median['transit6-offload'] !== undefined);
+  // The no-offload columns only when transit6-no-offload was measured.
+  const off = rows.some((r) => r.median['transit6-no-offload'] !== undefined);
   const ratio = (x: number | null): string => (x === null ? '-' : `${x.toFixed(2)}x`);
   const header = off
-    ? ['metric', 'transit6', 'transit6+offload', 'Miredo', 'ratio', 'ratio+offload', 'better']
+    ? ['metric', 'transit6', 'no offload', 'Miredo', 'ratio', 'ratio no offload', 'better']
     : ['metric', 'transit6', 'Miredo', 'ratio', 'better'];
   const body = rows.map((r) => {
     const d = digits.get(r.metric) ?? 2;
     return off
-      ? [r.metric, fmt(r.median.transit6, d), fmt(r.median['transit6-offload'], d), fmt(r.median.miredo, d), ratio(r.ratio), ratio(r.ratioOffload), r.better]
+      ? [r.metric, fmt(r.median.transit6, d), fmt(r.median['transit6-no-offload'], d), fmt(r.median.miredo, d), ratio(r.ratio), ratio(r.ratioNoOffload), r.better]
       : [r.metric, fmt(r.median.transit6, d), fmt(r.median.miredo, d), ratio(r.ratio), r.better];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));

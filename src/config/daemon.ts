@@ -92,7 +92,8 @@ export interface ClientDaemonConfig extends DaemonCommon {
   bind: BindSetting;
   /** undefined: the kernel picks tunN (what Miredo does without InterfaceName). */
   interfaceName: string | undefined;
-  /** Offload (--offload): TCP segments written to the tunnel are merged (io/gro.ts). */
+  /** Offload (--offload, default on): TCP segments and UDP datagrams written to the tunnel are merged (io/gro.ts),
+   *  runs of datagrams to one peer leave as UDP GSO messages. */
   offload: boolean;
   /** Everything TeredoClientConfig takes except the addresses, which need resolving and binding first. */
   core: Omit<TeredoClientConfig, 'server' | 'server2' | 'local'>;
@@ -108,7 +109,8 @@ export interface RelayDaemonConfig extends DaemonCommon {
   mtu: number;
   /** The Teredo prefix the tunnel routes: always 2001:0::/32 today. */
   prefix: Uint8Array;
-  /** Offload (--offload): TCP segments written to the tunnel are merged (io/gro.ts). */
+  /** Offload (--offload, default on): TCP segments and UDP datagrams written to the tunnel are merged (io/gro.ts),
+   *  runs of datagrams to one peer leave as UDP GSO messages. */
   offload: boolean;
   core: Omit<TeredoRelayConfig, 'local'>;
 }
@@ -312,7 +314,7 @@ function clientConfig(s: Settings, common: DaemonCommon): ClientDaemonConfig {
   const idle = s.get('IdleTimeout');
   if (idle) core.idleDormancyMs = idle.value;
   if (core.probePort === core.serverPort) configFail(s.get('ProbePort')?.where ?? s.get('ServerPort')!.where, `ProbePort must differ from the server port ${core.serverPort}`);
-  return { ...common, role: 'client', relayType, server, server2, bind: bindSetting(s), interfaceName: s.get('InterfaceName')?.value, offload: s.get('Offload')?.value ?? false, core };
+  return { ...common, role: 'client', relayType, server, server2, bind: bindSetting(s), interfaceName: s.get('InterfaceName')?.value, offload: s.get('Offload')?.value ?? true, core };
 }
 
 function relayConfig(s: Settings, common: DaemonCommon): RelayDaemonConfig {
@@ -337,7 +339,7 @@ function relayConfig(s: Settings, common: DaemonCommon): RelayDaemonConfig {
     interfaceName: s.get('InterfaceName')?.value,
     mtu: mtuSetting(s),
     prefix: prefixSetting(s),
-    offload: s.get('Offload')?.value ?? false,
+    offload: s.get('Offload')?.value ?? true,
     core,
   };
 }

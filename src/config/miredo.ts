@@ -42,8 +42,9 @@
  * | OnDemand            | T      | c     | yes/no: qualify only when traffic comes | no                           |
  * | IdleTimeout         | T      | c     | seconds without traffic before dormancy | none (never dormant)         |
  * | MaxPeers            | T      | c r   | peer table size                         | 65536                        |
- * | Offload             | T      | c r   | yes/no: merge TCP segments written to   | no                           |
- * |                     |        |       | the tunnel (IFF_VNET_HDR, TCP GSO)      |                              |
+ * | Offload             | T      | c r   | yes/no: merge TCP segments and UDP      | yes                          |
+ * |                     |        |       | datagrams written to the tunnel (GSO),  |                              |
+ * |                     |        |       | UDP GSO on the data socket              |                              |
  * | RelayHostAddress    | T      | r     | comma-separated native IPv6 addresses:  | none (a full relay)          |
  * |                     |        |       | a host-specific relay for those only    |                              |
  * | ForwardNative       | T      | s     | yes/no: forward clients' echo tests     | yes                          |
@@ -424,7 +425,7 @@ export const DIRECTIVES: { [K in DirectiveName]: DirectiveSpec<K> } = {
   OnDemand: spec({ name: 'OnDemand', flag: 'on-demand', roles: C, miredo: false, parse: parseBool, help: 'qualify only when IPv6 traffic arrives (default no)' }),
   IdleTimeout: spec({ name: 'IdleTimeout', flag: 'idle-timeout', roles: C, miredo: false, parse: parseSeconds(1, 31_536_000), help: 'go dormant after this many seconds without traffic (default: never)' }),
   MaxPeers: spec({ name: 'MaxPeers', flag: 'max-peers', roles: CR, miredo: false, parse: parseCount(1, 16_777_216), help: 'peer table size (default 65536)' }),
-  Offload: spec({ name: 'Offload', flag: 'offload', roles: CR, miredo: false, parse: parseBool, help: 'offloads: TCP segments written to the tunnel merged into one (IFF_VNET_HDR, TCP GSO), runs of same-size datagrams sent as one (UDP GSO): fewer packets for the kernel (default no)' }),
+  Offload: spec({ name: 'Offload', flag: 'offload', roles: CR, miredo: false, parse: parseBool, help: 'offloads: TCP segments and UDP datagrams of one flow written to the tunnel merged into one (IFF_VNET_HDR, TCP GSO, USO), runs of same-size datagrams to one peer sent as one (UDP GSO): fewer packets for the kernel (default yes)' }),
   RelayHostAddress: spec({ name: 'RelayHostAddress', flag: 'host-address', roles: R, miredo: false, parse: parseHostAddresses, help: 'host-specific relay for these native IPv6 addresses (comma-separated)' }),
   ForwardNative: spec({ name: 'ForwardNative', flag: 'forward-native', roles: S, miredo: false, parse: parseBool, help: "forward clients' connectivity-test echoes to native IPv6 (default yes)" }),
   RsRateLimit: spec({ name: 'RsRateLimit', flag: 'rs-rate-limit', roles: S, miredo: false, parse: parseRateLimit, help: 'Router Solicitations answered per source IPv4 address: RATE[/BURST] per second, or no (default 10/20)' }),

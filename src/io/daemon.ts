@@ -122,6 +122,14 @@ function ipv4Or(addr: string | number): Ipv4 {
  */
 const DATA_SOCKET = { rcvbuf: 4 << 20, sndbuf: 4 << 20 } as const;
 
+/**
+ * The tunnel's transmit queue: packets the kernel holds for our reader while the event loop is busy elsewhere. The
+ * TUN default (500) overflowed in the lab at ~100k pps of 64-byte UDP whenever the client was descheduled for a few
+ * milliseconds (tx dropped on the interface; bench/where-loss.ts); 2000 absorbed it. TCP is not held longer by it:
+ * TCP small queues bound what one socket keeps below it.
+ */
+const TUN_TX_QUEUE_LEN = 2000;
+
 /** A client's or relay's data socket; with offload, UDP GSO for runs of same-size datagrams to one peer. */
 function dataSocket(offload: boolean): UdpBatchOptions {
   return offloadEnabled(offload) ? { ...DATA_SOCKET, gsoSegments: 64 } : DATA_SOCKET;
@@ -300,7 +308,7 @@ async function startClient(
   cleanups.push(() => tun.close());
   setIface(tun.name);
   // The link comes up at once with its link-local address; the Teredo address follows qualification.
-  await applyIfaceCommand({ op: 'link', iface: tun.name, mtu: 1280, addresses: [{ address: 'fe80::ffff:ffff:ffff', prefixLength: 64 }] });
+  await applyIfaceCommand({ op: 'link', iface: tun.name, mtu: 1280, txQueueLen: TUN_TX_QUEUE_LEN, addresses: [{ address: 'fe80::ffff:ffff:ffff', prefixLength: 64 }] });
   let client = new TeredoClient({ ...config.core, server: primary, server2: secondary, local }, rng);
   const fast = (c: TeredoClient): ClientFastPath | undefined => (fastPathEnabled() ? new ClientFastPath(c) : undefined);
   const driver = new Driver(client, {
@@ -380,6 +388,7 @@ async function startRelay(
     op: 'link',
     iface: tun.name,
     mtu: config.mtu,
+    txQueueLen: TUN_TX_QUEUE_LEN,
     addresses: [{ address: 'fe80::ffff:ffff:ffff', prefixLength: 64 }],
     routes: [{ prefix: '2001::', prefixLength: 32, metric: 1024 }],
   });

@@ -11,6 +11,8 @@ export interface IfaceCommand {
   op: 'up' | 'down' | 'link';
   iface: string;
   mtu?: number;
+  /** op 'link': the device's transmit queue (packets the kernel holds for our reader), `ip link … txqueuelen`. */
+  txQueueLen?: number;
   addresses?: { address: string; prefixLength: number }[];
   routes?: { prefix: string; prefixLength: number; metric?: number }[];
 }
@@ -42,6 +44,7 @@ export function toIfaceCommand(iface: string, a: IfaceAction): IfaceCommand {
 export function validateIfaceCommand(c: IfaceCommand, allowedIface: string): string | undefined {
   if (c.iface !== allowedIface || !IFNAME.test(c.iface)) return `interface ${String(c.iface)} is not ours`;
   if (c.mtu !== undefined && (!Number.isInteger(c.mtu) || c.mtu < 1280 || c.mtu > 65535)) return `bad MTU ${c.mtu}`;
+  if (c.txQueueLen !== undefined) return 'the transmit queue is set once, at start';
   for (const a of c.addresses ?? []) {
     const teredo = /^2001:0?:/.test(a.address) && a.prefixLength === 32;
     const linkLocal = /^fe80:/.test(a.address) && a.prefixLength === 64;
@@ -59,7 +62,8 @@ export function validateIfaceCommand(c: IfaceCommand, allowedIface: string): str
 export async function applyIfaceCommand(c: IfaceCommand): Promise<void> {
   const dev = c.iface;
   if (c.op === 'link') {
-    await run(['link', 'set', 'dev', dev, 'up', ...(c.mtu ? ['mtu', String(c.mtu)] : [])]);
+    const q = c.txQueueLen !== undefined ? ['txqueuelen', String(c.txQueueLen)] : [];
+    await run(['link', 'set', 'dev', dev, 'up', ...(c.mtu ? ['mtu', String(c.mtu)] : []), ...q]);
     for (const a of c.addresses ?? []) await run(['-6', 'addr', 'replace', `${a.address}/${a.prefixLength}`, 'dev', dev]);
     for (const r of c.routes ?? []) await run(['-6', 'route', 'replace', `${r.prefix}/${r.prefixLength}`, 'dev', dev, ...(r.metric !== undefined ? ['metric', String(r.metric)] : [])]);
     return;

@@ -448,8 +448,13 @@ export class Lab {
     return inNs(this.ns(ns), command, args, opts);
   }
 
-  /** A veth pair nsA:ifA <-> nsB:ifB, created from inside nsA, both ends up. */
-  async link(nsA: string, ifA: string, nsB: string, ifB: string, opts: { mtu?: number } = {}): Promise<void> {
+  /**
+   * A veth pair nsA:ifA <-> nsB:ifB, created from inside nsA, both ends up. `segmentGso`: both ends take no
+   * GSO packet of more than one segment (gso_max_segs 1), so the kernel splits UDP GSO messages and TCP
+   * super-packets before they cross, as in front of a NIC without those offloads: a capture on the link sees the
+   * datagrams that are on a wire (a veth otherwise hands a GSO message on whole, and a capture shows it as one frame).
+   */
+  async link(nsA: string, ifA: string, nsB: string, ifB: string, opts: { mtu?: number; segmentGso?: boolean } = {}): Promise<void> {
     this.checkOpen();
     assertIfName(ifA);
     assertIfName(ifB);
@@ -457,8 +462,9 @@ export class Lab {
     const b = this.ns(nsB);
     const mtu = opts.mtu !== undefined ? ['mtu', String(opts.mtu)] : [];
     await run('ip', ['-n', a, 'link', 'add', ifA, ...mtu, 'type', 'veth', 'peer', 'name', ifB, ...mtu, 'netns', b]);
-    await this.ip(a, ['link', 'set', ifA, 'up']);
-    await this.ip(b, ['link', 'set', ifB, 'up']);
+    const segs = opts.segmentGso === true ? ['gso_max_segs', '1'] : [];
+    await this.ip(a, ['link', 'set', ifA, ...segs, 'up']);
+    await this.ip(b, ['link', 'set', ifB, ...segs, 'up']);
   }
 
   /** A bridge inside `ns` with the given ports enslaved; all up. */

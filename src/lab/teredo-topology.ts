@@ -134,6 +134,9 @@ export interface TeredoTopologyOptions extends LabOptions {
   onStep?: (step: string) => void | Promise<void>;
   /** Commands in flight at once; default 6. */
   concurrency?: number;
+  /** Every link splits GSO packets before they cross (Lab.link segmentGso), for captures that must see each
+   *  datagram as its own frame. Default false (the daemons' UDP GSO messages cross veth links whole). */
+  segmentGso?: boolean;
 }
 
 interface SiteClient {
@@ -350,7 +353,7 @@ async function build(lab: Lab, t: TeredoTopology, opts: TeredoTopologyOptions): 
       for (const c of chosen) links.push([site.nat.name, 'lan0', c.name, 'eth0']);
     }
   }
-  await pool(links, limit, async ([a, ia, b, ib]) => lab.link(a, ia, b, ib));
+  await pool(links, limit, async ([a, ia, b, ib]) => lab.link(a, ia, b, ib, { segmentGso: opts.segmentGso === true }));
   for (const br of bridges) await lab.addBridge(br.ns, br.bridge, br.ports);
   await step('links');
 

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { installCleanupHandlers } from '../../src/lab/netns.js';
 import type { ManagedProcess } from '../../src/lab/exec.js';
 import {
-  relayArgs, showJson, startLabClient, startTeredoLab, TRANSIT6_BIN, waitForClients, waitForDaemon, type RunningTeredoLab,
+  LAB_TEREDO_IFACE, relayArgs, showJson, startLabClient, startTeredoLab, TRANSIT6_BIN, waitForClients, waitForDaemon, type RunningTeredoLab,
 } from '../../src/lab/teredo-lab.js';
 import { skipUnlessRoot } from './helpers.js';
 
@@ -153,15 +153,13 @@ test('offload: TCP and UDP through the relay deliver the same bytes with and wit
     const results: Record<'off' | 'on', Transfer[]> = { off: [], on: [] };
     const counters: Record<string, Record<string, number>> = {};
     for (const mode of ['off', 'on'] as const) {
-      let relay = l.daemons.relay!;
-      if (mode === 'on') {
-        await l.daemons.clients['cli-prc']!.stop();
-        await relay.stop();
-        relay = l.lab.spawn(topo.relay.ns, 'relay-offload', process.execPath, [TRANSIT6_BIN, ...relayArgs(topo), '--offload']);
-        l.daemons.relay = relay;
-        await waitForDaemon(relay, 'relay');
-      }
-      startLabClient(l, 'cli-prc', mode === 'on' ? ['--offload'] : []);
+      // Offload is on by default: both modes say it explicitly.
+      await l.daemons.clients['cli-prc']?.stop();
+      await l.daemons.relay!.stop();
+      const relay = l.lab.spawn(topo.relay.ns, `relay-offload-${mode}`, process.execPath, [TRANSIT6_BIN, ...relayArgs(topo), '--offload', mode === 'on' ? 'yes' : 'no']);
+      l.daemons.relay = relay;
+      await waitForDaemon(relay, 'relay');
+      startLabClient(l, 'cli-prc', ['--offload', mode === 'on' ? 'yes' : 'no']);
       await waitForClients(l, ['cli-prc'], { natDetection: false });
       for (const seed of ['a', 'b']) {
         const r = await transfer(l, seed);
@@ -171,6 +169,11 @@ test('offload: TCP and UDP through the relay deliver the same bytes with and wit
       const u = await udpEcho(l, `u-${mode}`);
       t.diagnostic(`offload ${mode}, UDP echo: ${JSON.stringify(u)}`);
       udpResults[mode].push(u);
+      // The tunnels' transmit queues are the daemons' (2000, src/io/daemon.ts), not TUN's default 500.
+      for (const ns of [topo.relay.ns, cliNs]) {
+        const link = JSON.parse((await l.lab.exec(ns, 'ip', ['-j', 'link', 'show', LAB_TEREDO_IFACE])).stdout) as { txqlen?: number }[];
+        assert.equal(link[0]?.txqlen, 2000, `${ns}: txqueuelen`);
+      }
       counters[`relay-${mode}`] = (await showJson<Io>(topo.relay.ns, 'stats', 'relay')).io;
       counters[`client-${mode}`] = (await showJson<Io>(cliNs, 'stats', 'client')).io;
     }

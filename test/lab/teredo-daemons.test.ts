@@ -272,6 +272,9 @@ test('our Teredo daemons in the namespace lab', { timeout: IDLE_MS + 240_000 }, 
   let capture: { proc: ManagedProcess; file: string } | undefined;
   try {
     l = await startTeredoLab({
+      // The daemons send runs of datagrams to one peer as UDP GSO messages (offload, on by default); links that
+      // split them before they cross make the capture show each datagram as its own frame, as on a wire.
+      segmentGso: true,
       beforeClients: async (x) => {
         // Everything crossing the "Internet", once, tagged with its ingress interface (report §8).
         capture = await startCapture(x, x.topology.inet.ns, 'inet', ['-i', 'any', '-Q', 'in']);
