@@ -51,9 +51,10 @@ function natText(j: ClientStateJson): string {
   return j.natType;
 }
 
-function daemonRows(j: { interfaceName: string | null; pid: number | null; uptimeMs: number | null }): [string, string][] {
+function daemonRows(j: { interfaceName: string | null; pid: number | null; uptimeMs: number | null; dataPath?: string | null }): [string, string][] {
   const rows: [string, string][] = [];
   if (j.interfaceName !== null) rows.push(['Interface', j.interfaceName]);
+  if (j.dataPath !== null && j.dataPath !== undefined) rows.push(['Data Path', j.dataPath]);
   if (j.pid !== null) rows.push(['Process', `${j.pid}${j.uptimeMs !== null ? `, up ${ago(j.uptimeMs)}` : ''}`]);
   return rows;
 }

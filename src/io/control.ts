@@ -486,6 +486,9 @@ export interface DaemonJson {
   /** Since the daemon started, on its own clock. */
   uptimeMs: number | null;
   interfaceName: string | null;
+  /** How packets move (fast path, offloads), when the daemon says; e.g. "fast path; GRO into the tunnel (TCP,
+   *  UDP), UDP GSO". Optional in answers from older daemons. */
+  dataPath?: string | null;
 }
 
 /** 'state' from a client: ClientStatus with addresses as text and times as "milliseconds ago". */
@@ -524,6 +527,7 @@ export interface DaemonExtras {
   startedAt?: Millis;
   interfaceName?: string;
   pid?: number;
+  dataPath?: string;
 }
 
 export interface ClientStateExtras extends DaemonExtras {
@@ -538,6 +542,7 @@ function daemonJson(x: DaemonExtras): DaemonJson {
     pid: x.pid ?? null,
     uptimeMs: x.now !== undefined && x.startedAt !== undefined ? Math.max(0, x.now - x.startedAt) : null,
     interfaceName: x.interfaceName ?? null,
+    dataPath: x.dataPath ?? null,
   };
 }
 

@@ -140,6 +140,14 @@ function fastPathEnabled(): boolean {
   return process.env.TRANSIT6_NO_FASTPATH !== '1';
 }
 
+/** What `show state` says of the data path of a client or relay. */
+function describeDataPath(tun: TunDevice, offload: boolean): string {
+  const parts = [fastPathEnabled() ? 'fast path' : 'cores only (TRANSIT6_NO_FASTPATH=1)'];
+  if (offloadEnabled(offload)) parts.push(`GRO into the tunnel (${tun.uso ? 'TCP and UDP' : 'TCP; UDP needs Linux 6.2'}), UDP GSO`);
+  else parts.push('offloads off');
+  return parts.join('; ');
+}
+
 /** Offload (io/gro.ts) from the configuration, or TRANSIT6_OFFLOAD=1/0 (the benchmark's switch) over it. */
 function offloadEnabled(configured: boolean): boolean {
   const env = process.env.TRANSIT6_OFFLOAD;
@@ -345,7 +353,7 @@ async function startClient(
     const now = driver.now();
     switch (cmd) {
       case 'state':
-        return clientStateJson(client.status(), { now, startedAt: 0, interfaceName: tun.name, pid: process.pid, clientPort: config.bind.port, serverName: formatServerName(config), interfaceStatus: driver.ifaceStatus() });
+        return clientStateJson(client.status(), { now, startedAt: 0, interfaceName: tun.name, dataPath: describeDataPath(tun, config.offload), pid: process.pid, clientPort: config.bind.port, serverName: formatServerName(config), interfaceStatus: driver.ifaceStatus() });
       case 'peers':
         return clientPeersJson(client.peerTable(), now, args);
       case 'stats':
@@ -414,6 +422,7 @@ async function startRelay(
           now,
           startedAt: 0,
           interfaceName: tun.name,
+          dataPath: describeDataPath(tun, config.offload),
           pid: process.pid,
           relayType: config.relayType,
           mode: config.core.mode ?? 'relay',

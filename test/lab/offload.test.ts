@@ -169,6 +169,11 @@ test('offload: TCP and UDP through the relay deliver the same bytes with and wit
       const u = await udpEcho(l, `u-${mode}`);
       t.diagnostic(`offload ${mode}, UDP echo: ${JSON.stringify(u)}`);
       udpResults[mode].push(u);
+      // show state says how packets move.
+      for (const [ns, role] of [[topo.relay.ns, 'relay'], [cliNs, 'client']] as const) {
+        const st = await showJson<{ dataPath?: string }>(ns, 'state', role);
+        assert.equal(st.dataPath, mode === 'on' ? 'fast path; GRO into the tunnel (TCP and UDP), UDP GSO' : 'fast path; offloads off', `${role} data path`);
+      }
       // The tunnels' transmit queues are the daemons' (2000, src/io/daemon.ts), not TUN's default 500.
       for (const ns of [topo.relay.ns, cliNs]) {
         const link = JSON.parse((await l.lab.exec(ns, 'ip', ['-j', 'link', 'show', LAB_TEREDO_IFACE])).stdout) as { txqlen?: number }[];
