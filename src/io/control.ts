@@ -702,8 +702,7 @@ export interface RelayStateExtras extends DaemonExtras {
 }
 
 export function relayStateJson(peers: PeerList, x: RelayStateExtras): RelayStateJson {
-  let trusted = 0;
-  for (const p of peers.values()) if (p.trusted) trusted++;
+  const trusted = peers.trustedCount;
   const prefix = new Uint8Array(16);
   prefix.set((x.prefix ?? Uint8Array.of(0x20, 0x01, 0, 0)).subarray(0, 4));
   return {

@@ -95,7 +95,7 @@ test('empty lists are shared and copied on write; queues are counted per peer an
   const list = new PeerList({ maxPeers: 10, maxQueueBytesPerPeer: 100, maxQueueBytesTotal: 150 });
   const a = list.create(address(1), 0);
   const b = list.create(address(2), 0);
-  assert.throws(() => (a.queue as unknown[]).push(1), TypeError);
+  assert.throws(() => (a.alternates as unknown[]).push(1), TypeError);
   a.verified = [...a.verified, { addr: 1, port: 2 }];
   assert.equal(b.verified.length, 0);
   assert.equal(a.verified.length, 1);
@@ -115,5 +115,5 @@ test('empty lists are shared and copied on write; queues are counted per peer an
   list.remove(a);
   assert.equal(list.queuedBytes, 0);
   assert.equal(list.droppedQueued, 1);
-  assert.equal(a.queue.length, 0);
+  assert.equal(a.queued, 0);
 });
