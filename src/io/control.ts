@@ -631,8 +631,11 @@ export function peerListInfo(list: PeerList): PeerInfo[] {
   return peerInfoList(list);
 }
 
+/** As peersJson, but rows only for the entries that can make the list (a relay may hold a million). */
 export function relayPeersJson(peers: PeerList, now: Millis, args?: Record<string, unknown>): PeersJson {
-  return peersJson('relay', peerListInfo(peers), now, args);
+  const limit = peerLimit(args);
+  const listed = peersJson('relay', peerInfoList(peers, { now, limit }), now, args);
+  return { ...listed, total: peers.size, truncated: peers.size > limit };
 }
 
 /** 'stats': the core's counters by name, plus the adapters' (UDP, TUN errors by errno) when the daemon adds them. */

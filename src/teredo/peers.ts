@@ -880,11 +880,25 @@ export interface PeerInfo {
   queued: number;
 }
 
-/** A peer table as `show peers` lists it (clients and relays alike), without making the entries' objects. */
-export function peerInfoList(list: PeerList): PeerInfo[] {
+/**
+ * A peer table as `show peers` lists it (clients and relays alike), without making the entries' objects. With
+ * `recent`, only the entries that can be among the `limit` most recently active at `now` (the order of `show
+ * peers`: the least time since the last reception or transmission, clamped at 0), ties with the last one included:
+ * a relay with a million peers lists its most recent thousand without a million rows in memory.
+ */
+export function peerInfoList(list: PeerList, recent?: { now: Millis; limit: number }): PeerInfo[] {
+  let cut = Infinity;
+  if (recent !== undefined && recent.limit < list.size) {
+    if (recent.limit < 1) return [];
+    const keys = new Float64Array(list.size);
+    let i = 0;
+    for (const s of list.slots()) keys[i++] = idleFor(list.view(s), recent.now);
+    cut = keys.sort()[recent.limit - 1]!;
+  }
   const out: PeerInfo[] = [];
   for (const s of list.slots()) {
     const p = list.view(s);
+    if (cut !== Infinity && idleFor(p, recent!.now) > cut) continue;
     const address = p.addr.slice();
     out.push({
       address,
@@ -898,4 +912,9 @@ export function peerInfoList(list: PeerList): PeerInfo[] {
     });
   }
   return out;
+}
+
+/** Time since the last reception or transmission, clamped at 0 (what `show peers` sorts on). */
+function idleFor(p: Peer, now: Millis): number {
+  return Math.max(0, Math.min(now - p.lastRx, now - p.lastTx));
 }
