@@ -218,3 +218,18 @@ test('an entry is one object while in the table; once removed it keeps its own s
   assert.equal(list.size, 2);
   assert.equal(list.queuedBytes, 0);
 });
+
+test('the queue pool grows past its first size (packets far smaller than a chunk) and keeps every byte', () => {
+  const list = new PeerList({ maxPeers: 8, maxQueueBytesPerPeer: 10_000, maxQueueBytesTotal: 2000 });
+  const peers = [0, 1, 2, 3].map((n) => list.create(address(n), 0));
+  const want: Uint8Array[][] = [[], [], [], []];
+  // 256 chunks at first (2 x 2000 / 64 is less); 1500 one- to three-byte packets take a chunk each.
+  for (let i = 0; i < 1500; i++) {
+    const p = Uint8Array.of(i & 0xff, (i >> 8) & 0xff, 0x5a).subarray(0, 1 + (i % 3));
+    const k = i % 4;
+    if (list.enqueue(peers[k]!, p) === 'queued') want[k]!.push(p.slice());
+  }
+  assert.ok(want.reduce((s, q) => s + q.length, 0) > 900); // about 2000 bytes at 2 a packet: far more than 256 chunks
+  for (let k = 0; k < 4; k++) assert.deepEqual(list.drain(peers[k]!).out.map(hex), want[k]!.map(hex));
+  assert.equal(list.queuedBytes, 0);
+});
