@@ -636,8 +636,11 @@ export function peerListInfo(list: PeerList): PeerInfo[] {
   return peerInfoList(list);
 }
 
+/** As peersJson, but rows only for the entries that can make the list (a relay may hold a million). */
 export function relayPeersJson(peers: PeerList, now: Millis, args?: Record<string, unknown>): PeersJson {
-  return peersJson('relay', peerListInfo(peers), now, args);
+  const limit = peerLimit(args);
+  const listed = peersJson('relay', peerInfoList(peers, { now, limit }), now, args);
+  return { ...listed, total: peers.size, truncated: peers.size > limit };
 }
 
 /** 'stats': the core's counters by name, plus the adapters' (UDP, TUN errors by errno) when the daemon adds them. */
@@ -707,8 +710,7 @@ export interface RelayStateExtras extends DaemonExtras {
 }
 
 export function relayStateJson(peers: PeerList, x: RelayStateExtras): RelayStateJson {
-  let trusted = 0;
-  for (const p of peers.values()) if (p.trusted) trusted++;
+  const trusted = peers.trustedCount;
   const prefix = new Uint8Array(16);
   prefix.set((x.prefix ?? Uint8Array.of(0x20, 0x01, 0, 0)).subarray(0, 4));
   return {

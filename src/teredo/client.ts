@@ -620,7 +620,7 @@ export class TeredoClient implements Endpoint {
     // §5.2.3 case 4: answer with a unicast bubble to where the discovery bubble came from.
     this.sendDirectBubble(from, h.src, undefined);
     // Packets already waiting for this peer can try its local endpoint at once.
-    if (peer.queue.length > 0 && !peer.trusted) this.sendDirectBubble(from, h.src, undefined);
+    if (peer.queued > 0 && !peer.trusted) this.sendDirectBubble(from, h.src, undefined);
   }
 
   private isEchoReplyFor(peer: Peer, ipv6: Ipv6Packet): boolean {
@@ -735,7 +735,7 @@ export class TeredoClient implements Endpoint {
 
   private onPeerDeadline(now: Millis, peer: Peer): void {
     peer.nextAttemptAt = undefined;
-    if (peer.trusted && peer.queue.length === 0 && peer.inbound.length === 0) return;
+    if (peer.trusted && peer.queued === 0 && peer.queuedInbound === 0) return;
     if (peer.trusted && now - peer.lastRx < PEER_VALIDITY_MS) return;
     if (peer.attempts < MAX_ATTEMPTS) {
       this.attempt(peer, now);

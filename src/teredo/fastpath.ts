@@ -62,8 +62,11 @@ export class RelayFastPath implements FastPath {
     if (40 + plen !== len) return false;
     if (plen === 0 && b[o + 6] === NEXT_HEADER_NONE) return false; // a bubble
     if (!isTeredoAt(b, o + 8)) return false;
-    const peer = relay.peers.getAt(b, o + 8);
-    if (peer === undefined || !peer.trusted) return false;
+    // The table's reusable view, not the entry's object (peers.ts): a relay's million entries stay objectless.
+    const slot = relay.peers.slotAt(b, o + 8);
+    if (slot < 0) return false;
+    const peer = relay.peers.view(slot);
+    if (!peer.trusted) return false;
     const m = peer.mapped;
     if (m === undefined || m.addr !== srcAddr || m.port !== srcPort) return false;
     // Served destination: global unicast, not Teredo.
@@ -88,8 +91,10 @@ export class RelayFastPath implements FastPath {
     if ((b[o + 8]! & 0xe0) !== 0x20) return false;
     const mapped = ~((b[o + 36]! << 24) | (b[o + 37]! << 16) | (b[o + 38]! << 8) | b[o + 39]!) >>> 0;
     if (!isGlobalIpv4(mapped)) return false;
-    const peer = relay.peers.getAt(b, o + 24);
-    if (peer === undefined || !peer.trusted) return false;
+    const slot = relay.peers.slotAt(b, o + 24);
+    if (slot < 0) return false;
+    const peer = relay.peers.view(slot);
+    if (!peer.trusted) return false;
     const m = peer.mapped;
     if (m === undefined) return false;
     // Silent for 30 s: the core sends and bubbles again; leave both to it.

@@ -12,7 +12,6 @@
 import { ActionQueue, type Action, type Endpoint } from '../core/endpoint.js';
 import { Counters } from '../core/counters.js';
 import { ConfigError } from '../core/errors.js';
-import { EventHeap } from '../core/heap.js';
 import { randomBytes, type Rng } from '../core/rng.js';
 import { siphash24 } from '../core/siphash.js';
 import { TimerTable, type Millis } from '../core/time.js';
@@ -77,13 +76,111 @@ const PEER_IDLE_MS = 300_000;
 
 type TimerName = 'expire';
 
+/**
+ * The relay's per-peer deadlines (next bubble round), a binary min-heap ordered by (time, insertion) like
+ * core/heap.ts's EventHeap, over typed arrays: an entry is a peer's slot and generation (PeerList.generation), so a
+ * deadline makes no object and one for an entry that has left the table is recognised and skipped.
+ */
+class SlotDeadlines {
+  private at = new Float64Array(64);
+  private seq = new Float64Array(64);
+  private slot = new Int32Array(64);
+  private gen = new Int32Array(64);
+  private n = 0;
+  private nextSeq = 0;
+
+  get size(): number {
+    return this.n;
+  }
+
+  /** The earliest deadline, undefined if none. */
+  peekAt(): Millis | undefined {
+    return this.n > 0 ? this.at[0] : undefined;
+  }
+
+  peekSlot(): number {
+    return this.slot[0]!;
+  }
+
+  peekGen(): number {
+    return this.gen[0]!;
+  }
+
+  push(at: Millis, slot: number, gen: number): void {
+    if (Number.isNaN(at)) throw new RangeError('SlotDeadlines.push: time is NaN');
+    if (this.n === this.at.length) this.grow();
+    const seq = this.nextSeq++;
+    let i = this.n++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!(at < this.at[parent]! || (at === this.at[parent]! && seq < this.seq[parent]!))) break;
+      this.move(parent, i);
+      i = parent;
+    }
+    this.set(i, at, seq, slot, gen);
+  }
+
+  pop(): void {
+    const last = --this.n;
+    if (last === 0) return;
+    const at = this.at[last]!;
+    const seq = this.seq[last]!;
+    const slot = this.slot[last]!;
+    const gen = this.gen[last]!;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= last) break;
+      if (c + 1 < last && this.before(c + 1, c)) c++;
+      if (!(this.at[c]! < at || (this.at[c] === at && this.seq[c]! < seq))) break;
+      this.move(c, i);
+      i = c;
+    }
+    this.set(i, at, seq, slot, gen);
+  }
+
+  private before(a: number, b: number): boolean {
+    return this.at[a]! < this.at[b]! || (this.at[a] === this.at[b] && this.seq[a]! < this.seq[b]!);
+  }
+
+  private move(from: number, to: number): void {
+    this.at[to] = this.at[from]!;
+    this.seq[to] = this.seq[from]!;
+    this.slot[to] = this.slot[from]!;
+    this.gen[to] = this.gen[from]!;
+  }
+
+  private set(i: number, at: number, seq: number, slot: number, gen: number): void {
+    this.at[i] = at;
+    this.seq[i] = seq;
+    this.slot[i] = slot;
+    this.gen[i] = gen;
+  }
+
+  private grow(): void {
+    const cap = this.at.length * 2;
+    const at = new Float64Array(cap);
+    at.set(this.at);
+    this.at = at;
+    const seq = new Float64Array(cap);
+    seq.set(this.seq);
+    this.seq = seq;
+    const slot = new Int32Array(cap);
+    slot.set(this.slot);
+    this.slot = slot;
+    const gen = new Int32Array(cap);
+    gen.set(this.gen);
+    this.gen = gen;
+  }
+}
+
 export class TeredoRelay implements Endpoint {
   readonly drops = new Counters<RelayDrop>();
   readonly events = new Counters<RelayEvent>();
   readonly peers: PeerList;
   private readonly actions = new ActionQueue();
   private readonly timers = new TimerTable<TimerName>();
-  private readonly deadlines = new EventHeap<Peer>();
+  private readonly deadlines = new SlotDeadlines();
   private readonly secret: Uint8Array;
   /** 'relay' or 'host' (read by the fast path, teredo/fastpath.ts). */
   readonly mode: 'relay' | 'host';
@@ -156,25 +253,30 @@ export class TeredoRelay implements Endpoint {
       this.drops.inc('non-global-mapped-destination');
       return;
     }
-    let peer = this.peers.get(h.dst);
-    if (peer && peer.trusted && peer.mapped) {
-      this.send(peer.mapped, p.value.packet);
-      peer.lastTx = now;
-      if (now - peer.lastRx >= PEER_VALIDITY_MS && peer.nextAttemptAt === undefined) {
-        // Not heard from for 30 s: bubble again while still sending (its NAT may have kept the mapping).
-        peer.attempts = MAX_ATTEMPTS - 1;
-        this.bubble(peer, now);
+    // Slots and the table's view (peers.ts), not Peer objects: a million new peers make no objects that stay.
+    let s = this.peers.slotAt(h.dst, 0);
+    if (s >= 0) {
+      const peer = this.peers.view(s);
+      const mapped = peer.mapped;
+      if (peer.trusted && mapped) {
+        this.send(mapped, p.value.packet);
+        peer.lastTx = now;
+        if (now - peer.lastRx >= PEER_VALIDITY_MS && peer.nextAttemptAt === undefined) {
+          // Not heard from for 30 s: bubble again while still sending (its NAT may have kept the mapping).
+          peer.attempts = MAX_ATTEMPTS - 1;
+          this.bubble(s, now);
+        }
+        return;
       }
-      return;
-    }
-    if (!peer) {
+    } else {
       const limited = this.limiter.newPeer(now, h.src);
       if (limited) {
         this.drops.inc(limited);
         return;
       }
+      s = this.peers.createSlot(h.dst, now);
     }
-    peer ??= this.peers.create(h.dst, now);
+    const peer = this.peers.view(s);
     const r = this.peers.enqueue(peer, p.value.packet);
     if (r !== 'queued') {
       this.drops.inc(r);
@@ -182,12 +284,13 @@ export class TeredoRelay implements Endpoint {
     }
     if (peer.nextAttemptAt === undefined) {
       peer.attempts = 0;
-      this.bubble(peer, now);
+      this.bubble(s, now);
     }
   }
 
   /** §5.4.1 case 3 (the cone bit is ignored, RFC 5991 §3.2): an indirect bubble through the client's server. */
-  private bubble(peer: Peer, now: Millis): void {
+  private bubble(s: number, now: Millis): void {
+    const peer = this.peers.view(s);
     peer.attempts++;
     const addr = peer.addr; // a view made on each read (peers.ts): read once
     const t = decodeTeredoAddress(addr)!;
@@ -204,15 +307,17 @@ export class TeredoRelay implements Endpoint {
         this.actions.push({ kind: 'udp-send', remote: { addr: t.mappedAddr, port: t.mappedPort }, data: bubbleDatagram(src, addr) });
       }
     }
-    peer.nextAttemptAt = now + ATTEMPT_INTERVAL_MS;
-    this.deadlines.push(peer.nextAttemptAt, peer);
+    const at = now + ATTEMPT_INTERVAL_MS;
+    peer.nextAttemptAt = at;
+    this.deadlines.push(at, s, this.peers.generation(s));
   }
 
-  private onDeadline(now: Millis, peer: Peer): void {
+  private onDeadline(now: Millis, s: number): void {
+    const peer = this.peers.view(s);
     peer.nextAttemptAt = undefined;
     if (peer.trusted && now - peer.lastRx < PEER_VALIDITY_MS) return;
     if (peer.attempts < MAX_ATTEMPTS) {
-      this.bubble(peer, now);
+      this.bubble(s, now);
       return;
     }
     if (peer.trusted) return;
@@ -255,8 +360,8 @@ export class TeredoRelay implements Endpoint {
       return;
     }
     // ... of a client we sent to before (this is what keeps the relay from being an open relay) ...
-    const peer = this.peers.get(h.src);
-    if (!peer) {
+    const s = this.peers.slotAt(h.src, 0);
+    if (s < 0) {
       this.drops.inc('unknown-peer');
       // A packet from the very mapping its address names (§5.3.1 case 5's check) starts the exchange: after a
       // restart the relay has forgotten its clients, which would otherwise stay cut off until their own entry for
@@ -265,10 +370,11 @@ export class TeredoRelay implements Endpoint {
       if (!bubble && t.mappedAddr === from.addr && t.mappedPort === from.port && isGlobalIpv4(from.addr)) {
         const limited = this.limiter.newClientPeer(now, from.addr);
         if (limited) this.drops.inc(limited);
-        else this.bubble(this.peers.create(h.src, now), now);
+        else this.bubble(this.peers.createSlot(h.src, now), now);
       }
       return;
     }
+    const peer = this.peers.view(s);
     // ... reached from the mapping its address names, or from where it proved itself.
     const matches = t.mappedAddr === from.addr && t.mappedPort === from.port;
     const known = peer.trusted && peer.mapped !== undefined && sameIpv4Port(peer.mapped, from);
@@ -295,8 +401,9 @@ export class TeredoRelay implements Endpoint {
     const checked = parseTeredoPacketChecked(data);
     if (!checked.ok || checked.packet.auth || checked.packet.origin) return false;
     const h = checked.ipv6.header;
-    const peer = this.peers.get(h.src);
-    if (!peer) return false;
+    const s = this.peers.slotAt(h.src, 0);
+    if (s < 0) return false;
+    const peer = this.peers.view(s);
     if (isBubble(h)) return isLinkLocal(h.dst) && ipv6Equal(h.dst, this.bubbleSourceFor(peer.addr));
     return isGlobalUnicastIpv6(h.dst) && !isTeredoAddress(h.dst);
   }
@@ -354,15 +461,19 @@ export class TeredoRelay implements Endpoint {
         this.timers.set('expire', now + PEER_VALIDITY_MS);
       }
     }
-    for (let e = this.deadlines.peek(); e && e.at <= now; e = this.deadlines.peek()) {
-      this.deadlines.pop();
-      if (e.value.nextAttemptAt === e.at) this.onDeadline(now, e.value);
+    const d = this.deadlines;
+    for (let at = d.peekAt(); at !== undefined && at <= now; at = d.peekAt()) {
+      const s = d.peekSlot();
+      const gen = d.peekGen();
+      d.pop();
+      // Still the same entry (not removed, its slot not reused), still waiting for this round.
+      if (this.peers.isLive(s) && this.peers.generation(s) === gen && this.peers.view(s).nextAttemptAt === at) this.onDeadline(now, s);
     }
   }
 
   pollTimeout(): Millis | undefined {
     const t = this.timers.next();
-    const d = this.deadlines.peek()?.at;
+    const d = this.deadlines.peekAt();
     return t === undefined ? d : d === undefined ? t : Math.min(t, d);
   }
 
