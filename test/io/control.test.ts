@@ -358,7 +358,7 @@ test('a non-root user is told to run as root', { skip: isRoot ? false : 'needs r
 const QUALIFIED: ClientStatus = { ...QUALIFIED_STATUS, addressChanges: 1 };
 
 test('clientStateJson: addresses as text, times as ago, daemon facts', () => {
-  const j = clientStateJson(QUALIFIED, { now: 100_000, startedAt: 40_000, serverName: 'teredo.example.net', interfaceName: 'teredo', pid: 4242, interfaceStatus: 'pending' });
+  const j = clientStateJson(QUALIFIED, { now: 100_000, startedAt: 40_000, serverName: 'teredo.example.net', interfaceName: 'teredo', pid: 4242, interfaceStatus: 'pending', dataPath: 'fast path; offloads off' });
   assert.deepEqual(j, {
     role: 'client',
     state: 'qualified',
@@ -382,6 +382,7 @@ test('clientStateJson: addresses as text, times as ago, daemon facts', () => {
     pid: 4242,
     uptimeMs: 60_000,
     interfaceName: 'teredo',
+    dataPath: 'fast path; offloads off',
   });
   assert.deepEqual(JSON.parse(JSON.stringify(j)), j, 'JSON-safe');
   const offline = clientStateJson({ ...QUALIFIED, state: 'offline', reason: 'server-unreachable', localMapping: undefined, externalMapping: undefined, teredoAddress: undefined, portPreserving: undefined, lastServerContact: undefined });
@@ -424,7 +425,7 @@ test('relay and server state and stats from the cores\' own objects', () => {
   const state = relayStateJson(list, { relayType: 'cone', local: { addr: v4('198.51.100.17'), port: 3545 }, interfaceName: 'teredo', now: 5000, startedAt: 0, pid: 7 });
   assert.deepEqual(state, {
     role: 'relay', state: 'online', relayType: 'cone', mode: 'relay', directBubbles: false, localEndpoint: '198.51.100.17:3545', prefix: '2001::/32', mtu: 1280, hostAddresses: [],
-    peers: 2, trustedPeers: 1, queuedBytes: 0, pid: 7, uptimeMs: 5000, interfaceName: 'teredo',
+    peers: 2, trustedPeers: 1, queuedBytes: 0, pid: 7, uptimeMs: 5000, interfaceName: 'teredo', dataPath: null,
   });
   const host = relayStateJson(list, { relayType: 'restricted', hostAddresses: [v6('2001:db8:1::10')] });
   assert.equal(host.mode, 'host');
@@ -439,7 +440,7 @@ test('relay and server state and stats from the cores\' own objects', () => {
   const server = serverStateJson({ primary: v4('198.51.100.1'), secondary: v4('198.51.100.2'), probePort: 3546 }, { events: { 'router-solicitations': 9, 'router-advertisements': 11 } }, { pid: 1 });
   assert.deepEqual(server, {
     role: 'server', state: 'online', primary: '198.51.100.1', secondary: '198.51.100.2', port: 3544, probePort: 3546, clientPrefix: '2001:0:c633:6401::/64', mtu: 1280, forwardNative: true,
-    routerSolicitations: 9, routerAdvertisements: 11, pid: 1, uptimeMs: null, interfaceName: null,
+    routerSolicitations: 9, routerAdvertisements: 11, pid: 1, uptimeMs: null, interfaceName: null, dataPath: null,
   });
   assert.equal(serverStatsJson({ events: {}, drops: { 'non-global-source': 1 } }).peers, null);
   const events = new Counters();
