@@ -473,7 +473,7 @@ async function startServer(
   const socketAt = (addr: Ipv4): UdpBatchSocket => sockets.find((s) => s.local.addr === addr && s.local.port === server.addresses.port)!.socket;
   const fast = (s: TeredoServer): ServerFastPath | undefined => (fastPathEnabled() ? new ServerFastPath(s, socketAt(primary), socketAt(secondary)) : undefined);
   let fastPath = fast(server);
-  attachServerFastPath(driver, sockets, server.addresses.port, hooks.hub, () => fastPath);
+  if (fastPath) attachServerFastPath(driver, sockets, server.addresses.port, hooks.hub, () => fastPath);
   const handler = (cmd: string, _args: Record<string, unknown> | undefined): unknown => {
     const now = driver.now();
     switch (cmd) {
