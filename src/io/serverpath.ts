@@ -51,6 +51,7 @@ export function attachServerFastPath(
         }
         driver.feedDatagram({ addr: srcAddrs[i]!, port: srcPorts[i]! }, { addr: dst, port }, arena.subarray(off, off + len));
       }
+      fast?.flush();
     });
   }
 }

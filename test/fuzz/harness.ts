@@ -315,7 +315,9 @@ function serverFastTarget(): Target {
           },
         };
       };
-      const n = new ServerFastPath(dual, output(SERVER_PRIMARY), output(SERVER_SECONDARY)).datagram(selector, from.addr, from.port, to.addr, to.port, data, 0, data.length);
+      const fastPath = new ServerFastPath(dual, output(SERVER_PRIMARY), output(SERVER_SECONDARY));
+      const n = fastPath.datagram(selector, from.addr, from.port, to.addr, to.port, data, 0, data.length);
+      fastPath.flush();
       if (n < 0) {
         assert.equal(written.length, 0, 'the fast path declined but sent');
         dual.handleDatagram(selector, from, to, data);
