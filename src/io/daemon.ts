@@ -31,6 +31,8 @@ import { PrivilegedHelper } from './privclient.js';
 import { sourceAddressTowards } from './localaddr.js';
 import { TunDevice } from './tun.js';
 import { ClientFastPath, RelayFastPath } from '../teredo/fastpath.js';
+import { ServerFastPath } from '../teredo/serverfast.js';
+import { attachServerFastPath } from './serverpath.js';
 import { UdpBatchSocket, type UdpBatchOptions } from './udp.js';
 import { createLogger, type Logger } from './log.js';
 import { metricsText, serveMetrics } from './metrics.js';
@@ -45,6 +47,8 @@ import type { StateAction } from './driver.js';
 /** What every role's start function gets from startDaemon: the packet tap and where state changes go. */
 interface Hooks {
   tap: TapHub['tap'];
+  /** The tap itself, for a fast path that counts its packets without calling tap(). */
+  hub: TapHub;
   onState: (a: StateAction, ctx: { address?: Uint8Array; server?: string }) => void;
 }
 
@@ -179,6 +183,7 @@ export async function startDaemon(
   const events = new EventFeed();
   const hooks: Hooks = {
     tap: hub.tap,
+    hub,
     onState: (a, ctx) => {
       logStateChange(log, a, ctx);
       const line = stateChangeLine(a, ctx);
@@ -482,6 +487,11 @@ async function startServer(
     onState: (a) => hooks.onState(a, {}),
     onError: (e) => log.warn(e.message),
   });
+  // Router Solicitations on the Teredo port are answered by the fast path (TRANSIT6_NO_FASTPATH=1: all by the core).
+  const socketAt = (addr: Ipv4): UdpBatchSocket => sockets.find((s) => s.local.addr === addr && s.local.port === server.addresses.port)!.socket;
+  const fast = (s: TeredoServer): ServerFastPath | undefined => (fastPathEnabled() ? new ServerFastPath(s, socketAt(primary), socketAt(secondary)) : undefined);
+  let fastPath = fast(server);
+  if (fastPath) attachServerFastPath(driver, sockets, server.addresses.port, hooks.hub, () => fastPath);
   const handler = (cmd: string, _args: Record<string, unknown> | undefined): unknown => {
     const now = driver.now();
     switch (cmd) {
@@ -500,6 +510,7 @@ async function startServer(
     core = { ...next.core, primary, secondary, rateLimitKey };
     server = new TeredoServer(core);
     driver.replaceEndpoint(server);
+    fastPath = fast(server);
   };
   return { driver, handler, replaceCore, localAddr: primary };
 }

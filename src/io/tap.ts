@@ -68,6 +68,11 @@ export class TapHub {
     return this.sinks.size;
   }
 
+  /** Nobody listens and the backlog is closed: tap() would only count (a fast path may add to the counts itself). */
+  get idle(): boolean {
+    return this.sinks.size === 0 && this.backlog === undefined;
+  }
+
   /** Starts delivering packets to `sink`, first the backlog when asked; returns the function that stops it. */
   add(sink: TapSink, opts: { replay?: boolean } = {}): () => void {
     if (opts.replay) for (const p of this.recent()) sink(p);

@@ -216,6 +216,45 @@ export class UdpBatchSocket {
     return true;
   }
 
+  /**
+   * sendTo() for a caller that writes the datagram in place (the Teredo server's fast path): queues room for
+   * `length` bytes to addr:port from `src` and returns their offset in `sendBuffer`, or -1 if the datagram was
+   * dropped (counted as sendTo() counts it). Write the bytes at once, before the next call on this socket.
+   */
+  reserve(addr: Ipv4, port: number, length: number, src: Ipv4 = 0): number {
+    if (this.closed) {
+      this.drop('closed');
+      return -1;
+    }
+    if (length > MAX_UDP_PAYLOAD) {
+      this.stats.txErrors++;
+      this.errors.inc('tx:EMSGSIZE');
+      return -1;
+    }
+    if (this.queued === this.txOffsets.length || this.queuedBytes + length > this.sendArena.length) {
+      if (!this.blocked) this.flush();
+      if (this.queued === this.txOffsets.length || this.queuedBytes + length > this.sendArena.length) {
+        this.drop('queue-full');
+        return -1;
+      }
+    }
+    const i = this.queued++;
+    const at = this.queuedBytes;
+    this.txOffsets[i] = at;
+    this.txLengths[i] = length;
+    this.txDstAddrs[i] = addr;
+    this.txDstPorts[i] = port;
+    this.txSrcAddrs[i] = src;
+    this.queuedBytes += length;
+    if (this.flushScheduled === undefined && !this.blocked) this.flushScheduled = setImmediate(this.flushFromImmediate);
+    return at;
+  }
+
+  /** The send queue's bytes (see reserve()). */
+  get sendBuffer(): Uint8Array {
+    return this.sendArena;
+  }
+
   /** Datagrams waiting in the queue. */
   get pending(): number {
     return this.queued;

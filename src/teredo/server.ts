@@ -114,6 +114,11 @@ export class TeredoServer implements Endpoint {
     this.prefix[7] = config.primary & 0xff;
   }
 
+  /** The server's addresses and ports (for the fast path, teredo/serverfast.ts). */
+  get addresses(): { primary: Ipv4; secondary: Ipv4; port: number; probePort: number | undefined } {
+    return { primary: this.config.primary, secondary: this.config.secondary, port: this.port, probePort: this.config.probePort };
+  }
+
   /** The UDP endpoints the driver must bind. */
   localEndpoints(): Ipv4Port[] {
     const eps = [
@@ -333,6 +338,11 @@ export class TeredoServer implements Endpoint {
     const ra = this.buildRouterAdvertisement(localAddr, rsSource);
     this.raCache.set(key, ra);
     return ra;
+  }
+
+  /** The RA answered from localAddr with an all-zero destination: the fast path's template (it patches the rest). */
+  routerAdvertisementTemplate(localAddr: Ipv4): Uint8Array {
+    return this.buildRouterAdvertisement(localAddr, new Uint8Array(16));
   }
 
   private buildRouterAdvertisement(localAddr: number, rsSource: Uint8Array): Uint8Array {

@@ -31,6 +31,7 @@ import { parseTrailers, withTrailers } from '../../src/wire/trailers.js';
 import { decodeIsatap } from '../../src/wire/isatap.js';
 import { decodeSixToFour } from '../../src/wire/sixtofour.js';
 import { TeredoServer } from '../../src/teredo/server.js';
+import { ServerFastPath, type ServerFastOutput } from '../../src/teredo/serverfast.js';
 import { TeredoRelay } from '../../src/teredo/relay.js';
 import { TeredoClient } from '../../src/teredo/client.js';
 
@@ -281,6 +282,54 @@ function serverTarget(): Target {
   };
 }
 
+/**
+ * The server's fast path (teredo/serverfast.ts) against the core alone: for the same datagram, fast path + core
+ * must send the same datagrams (from the same endpoints) and count the same, rate limits off or on.
+ */
+function serverFastTarget(): Target {
+  const show = (local: Ipv4Port, remote: Ipv4Port, data: Uint8Array): string => `${local.addr}:${local.port} -> ${remote.addr}:${remote.port} ${Buffer.from(data).toString('hex')}`;
+  return {
+    name: 'server.fastPath',
+    seeds: 'datagram',
+    run(data, selector) {
+      const limits = selector % 8 === 1 ? {} : { rsPerSource: undefined, rsGlobal: undefined, forwardPerSource: undefined };
+      const config = { primary: SERVER_PRIMARY, secondary: SERVER_SECONDARY, probePort: 3546, rateLimits: limits };
+      const core = new TeredoServer(config);
+      const dual = new TeredoServer(config);
+      const from = pickFrom(data, selector);
+      const locals = core.localEndpoints();
+      const to = locals[(selector >>> 4) % locals.length]!;
+      const sendsOf = (s: TeredoServer): string[] => drain(s).map((a) => (a.kind === 'udp-send' ? show(a.local!, a.remote, a.data) : a.kind));
+      core.handleDatagram(selector, from, to, data);
+      const expected = sendsOf(core);
+      const got: string[] = [];
+      const written: (() => string)[] = [];
+      const output = (addr: number): ServerFastOutput => {
+        const sendBuffer = new Uint8Array(2048);
+        return {
+          sendBuffer,
+          reserve(dst, port, length, src) {
+            assert.equal(src, addr, 'the fast path answers from the socket of its source address');
+            written.push(() => show({ addr, port: 3544 }, { addr: dst, port }, sendBuffer.subarray(7, 7 + length)));
+            return 7;
+          },
+        };
+      };
+      const fastPath = new ServerFastPath(dual, output(SERVER_PRIMARY), output(SERVER_SECONDARY));
+      const n = fastPath.datagram(selector, from.addr, from.port, to.addr, to.port, data, 0, data.length);
+      fastPath.flush();
+      if (n < 0) {
+        assert.equal(written.length, 0, 'the fast path declined but sent');
+        dual.handleDatagram(selector, from, to, data);
+        got.push(...sendsOf(dual));
+      } else got.push(...written.map((w) => w()));
+      assert.deepEqual(got, expected);
+      assert.deepEqual(dual.stats(), core.stats());
+      return n >= 0 ? 1 : 0;
+    },
+  };
+}
+
 export function checkServerActions(server: TeredoServer, actions: Action[], from: Ipv4Port, data: Uint8Array): void {
   const locals = server.localEndpoints();
   assert.ok(actions.length <= 2, `${actions.length} actions for one datagram`);
@@ -487,7 +536,7 @@ function clientTargets(): Target[] {
 
 /** All targets, with fresh cores. */
 export function allTargets(): Target[] {
-  return [...WIRE, serverTarget(), ...relayTargets(), ...clientTargets()];
+  return [...WIRE, serverTarget(), serverFastTarget(), ...relayTargets(), ...clientTargets()];
 }
 
 export function seedsFor(t: Target): readonly Uint8Array[] {
