@@ -496,7 +496,7 @@ async function startServer(
     const now = driver.now();
     switch (cmd) {
       case 'state':
-        return serverStateJson(core, server.stats(), { now, startedAt: 0, pid: process.pid });
+        return serverStateJson(core, server.stats(), { now, startedAt: 0, pid: process.pid, dataPath: fastPathEnabled() ? 'fast path (router solicitations answered from the receive batch)' : 'cores only (TRANSIT6_NO_FASTPATH=1)' });
       case 'peers':
         return { role: 'server', total: 0, shown: 0, peers: [] };
       case 'stats':
