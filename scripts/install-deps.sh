@@ -17,8 +17,9 @@
 #   6tunnel     the TCP proxy the PortProxy benchmark (bench/portproxy.ts) runs beside transit6 portproxy and socat;
 #               no service of its own, only ever started by the benchmark on loopback
 #   iperf3      the benchmarks (npm run bench, npm run bench:portproxy): TCP and 64-byte UDP, run as `iperf3 -s -1`
+#   tcpdump     the Teredo daemons' lab test captures what crosses the lab's "Internet" (-Q in) and reads it back
 set -euo pipefail
-packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat 6tunnel iperf3)
+packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat 6tunnel iperf3 tcpdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
