@@ -13,13 +13,19 @@
  *   - RTT:      `ping -6 -c 20 -i 0.05` cli-prc → v6host, median and mean (after a warm-up ping that sets up the
  *               relay path);
  *   - TCP:      `iperf3 -c 2001:db8:1::10 -t D -J -6` cli-prc → v6host (a fresh `iperf3 -s -1` in v6host each time);
- *   - UDP:      the same with `-u -l 64 -b <pps*512>` at each rate: delivered packets/s and loss %;
+ *   - UDP:      the same with `-u -l 64 -b <pps*512> -w 4M` at each rate: delivered packets/s and loss % (-w: both
+ *               ends' socket buffers, --udp-window; with iperf3's default 208 KiB the receiving iperf3 itself
+ *               drops ~0.1 % at 100k pps on the bare path, so the measurement, not the tunnel, was the limit);
  *   - CPU:      utime+stime of the relay daemon and of the client daemon (each with all its descendants: Miredo's
  *               worker and privproc) from /proc/PID/stat before and after each traffic test, over wall time
  *               (100 % = one core); "machine" is how busy all cores were (/proc/stat).
  *
  *   - UDP max:  the highest 64-byte rate delivered with < 0.1 % loss, searched upward (x1.25 from --search-start
- *               until loss, then two bisection steps), --search-duration seconds per probe;
+ *               until loss, then two bisection steps), --search-duration seconds per probe; a probe where iperf3
+ *               sent less than 98 % of the asked rate fails too (its single-threaded sender tops out at ~140k pps
+ *               here, and then reports no loss at any rate), and the search says it hit the sender's limit;
+ *   - bare:     the same search on the bare path (relay namespace -> v6host, native IPv6, no tunnel): the
+ *               ceiling of the measurement on this machine, in the same run;
  *   - CPU/1k:   relay and client CPU (% of a core) per 1 000 pps delivered, from the fixed-rate UDP tests;
  *   - c2c:      client <-> client direct: cli-prc -> cli-prc2 (another port-restricted NAT) over Teredo, RTT and
  *               iperf3 TCP, no relay involved;
@@ -75,9 +81,11 @@ export interface BenchOptions {
   searchDurationS: number;
   rsDurationS: number;
   fill: number[];
+  /** iperf3 -w for the UDP tests (both ends' socket buffers), or undefined for iperf3's default (208 KiB here). */
+  udpWindow?: string;
 }
 
-export const PARTS = ['rtt', 'tcp', 'udp', 'search', 'c2c', 'rs', 'rss'] as const;
+export const PARTS = ['rtt', 'tcp', 'udp', 'search', 'bare', 'c2c', 'rs', 'rss'] as const;
 
 export interface CpuShare {
   /** Percent of one core, user + system, the daemon and its descendants. */
@@ -107,10 +115,13 @@ export interface UdpResult extends CpuShare {
 }
 
 export interface UdpSearch {
-  /** Highest offered rate with < 0.1 % loss (0 if even the first probe lost more). */
+  /** Highest offered rate with < 0.1 % loss that iperf3 really sent (0 if even the first probe failed). */
   bestPps: number;
   bestDeliveredPps: number;
-  probes: { ratePps: number; deliveredPps: number; lossPct: number; relayPct: number; clientPct: number }[];
+  /** The search ended because iperf3's sender could not reach the asked rate: bestPps is the measurement's ceiling,
+   *  not the path's. */
+  senderLimited: boolean;
+  probes: { ratePps: number; sentPps: number; deliveredPps: number; lossPct: number; relayPct: number; clientPct: number }[];
 }
 
 export interface RsResult {
@@ -151,6 +162,8 @@ export interface RunResult {
   tcp?: TcpResult;
   udp: UdpResult[];
   udpSearch?: UdpSearch;
+  /** The same search on the bare path: relay namespace -> v6host over native IPv6, no tunnel, no daemon. */
+  bareSearch?: UdpSearch;
   c2c?: { address2: string; rtt?: NonNullable<RunResult['rtt']>; tcp?: TcpResult };
   rs?: RsResult;
   rss: RssPoint[];
@@ -171,6 +184,12 @@ function parseList<T extends string>(s: string, allowed: readonly T[], what: str
   for (const x of out) if (!allowed.includes(x as T)) throw new Error(`unknown ${what} '${x}' (one of ${allowed.join(', ')})`);
   if (out.length === 0) throw new Error(`no ${what} given`);
   return [...new Set(out)] as T[];
+}
+
+/** iperf3's -w: a number with an optional K/M suffix. */
+function udpWindow(v: string): string {
+  if (!/^[1-9][0-9]*[KM]?$/.test(v)) throw new Error(`--udp-window: '${v}' is not a size like 4M or 'default'`);
+  return v;
 }
 
 function positiveInt(s: string, what: string): number {
@@ -196,6 +215,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'search-start': { type: 'string', default: '40000' },
       'search-duration': { type: 'string', default: '4' },
       'rs-duration': { type: 'string', default: '5' },
+      'udp-window': { type: 'string', default: '4M' },
       fill: { type: 'string', default: '100000,1000000' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -205,8 +225,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     process.stdout.write(
       'usage: node dist/bench/teredo.js [--runs N] [--duration S] [--json FILE] [--impl transit6,transit6-no-offload,miredo] [--rates PPS,PPS]\n' +
         '         [--search-start PPS] [--search-duration S] [--rs-duration S] [--fill N,N] [--skip PART,...] [--profile DIR]\n' +
+        '         [--udp-window SIZE|default]\n' +
         '  defaults: --runs 1 --duration 5 --rates 20000,40000 --search-start 40000 --search-duration 4 --rs-duration 5\n' +
-        '            --fill 100000,1000000 --json bench/results/teredo-<time>.json; parts: rtt, tcp, udp, search, c2c, rs, rss\n' +
+        '            --fill 100000,1000000 --udp-window 4M --json bench/results/teredo-<time>.json\n' +
+        '  parts: rtt, tcp, udp, search, bare, c2c, rs, rss\n' +
         '       node dist/bench/teredo.js --summarize FILE   (the table again from a JSON report)\n',
     );
     process.exit(0);
@@ -226,6 +248,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     searchStart: positiveInt(values['search-start']!, '--search-start'),
     searchDurationS: positiveInt(values['search-duration']!, '--search-duration'),
     rsDurationS: positiveInt(values['rs-duration']!, '--rs-duration'),
+    ...(values['udp-window'] === 'default' ? {} : { udpWindow: udpWindow(values['udp-window']!) }),
     fill: values.fill!.split(',').map((x) => positiveInt(x.trim(), '--fill')).sort((a, b) => a - b),
   };
 }
@@ -502,8 +525,14 @@ async function measureTcp(lab: Lab, path: IperfPath, d: Started, durationS: numb
   return { mbps: rx.bits_per_second / 1e6, retransmits: json.end?.sum_sent?.retransmits ?? null, ...cpu, iperfEnd: endSums(json) };
 }
 
-async function measureUdp(lab: Lab, t: TeredoTopology, d: Started, durationS: number, pps: number): Promise<UdpResult> {
-  const { json, cpu } = await iperf(lab, v6hostPath(t), d, durationS, ['-u', '-l', '64', '-b', String(pps * 512)]);
+/** The bare path for the ceiling of the measurement itself: relay namespace -> v6host, native IPv6. */
+function barePath(t: TeredoTopology): IperfPath {
+  return { from: 'relay', serverNs: 'v6host', target: t.v6host.ipv6 };
+}
+
+async function measureUdp(lab: Lab, path: IperfPath, d: Started, durationS: number, pps: number, window: string | undefined): Promise<UdpResult> {
+  const w = window !== undefined ? ['-w', window] : [];
+  const { json, cpu } = await iperf(lab, path, d, durationS, ['-u', '-l', '64', '-b', String(pps * 512), ...w]);
   // iperf3 3.12 puts the receiver's counts in end.sum; newer versions also in end.sum_received.
   const candidates = [json.end?.sum_received, json.end?.sum];
   const s = candidates.find((x) => x?.packets !== undefined && x.lost_packets !== undefined);
@@ -524,16 +553,29 @@ async function measureUdp(lab: Lab, t: TeredoTopology, d: Started, durationS: nu
 }
 
 const LOSS_LIMIT_PCT = 0.1;
+/** A probe counts only if iperf3 sent at least this share of the asked rate: a single-threaded 64-byte sender tops out
+ *  near 140k pps here, and above that it sends less without loss, which says nothing about the path. */
+const SENT_MIN_SHARE = 0.98;
 const step = (pps: number): number => Math.round((pps * 1.25) / 1000) * 1000;
 
+/** Whether a probe passes: < 0.1 % loss at (nearly) the asked rate; 'sender' when iperf3 itself fell short. */
+export function probeVerdict(u: Pick<UdpResult, 'ratePps' | 'sentPackets' | 'seconds' | 'lossPct'>): 'pass' | 'loss' | 'sender' {
+  if (u.seconds <= 0 || u.sentPackets / u.seconds < SENT_MIN_SHARE * u.ratePps) return 'sender';
+  return u.lossPct < LOSS_LIMIT_PCT ? 'pass' : 'loss';
+}
+
 /** The highest 64-byte rate with < 0.1 % loss: x1.25 steps up from `start` until a probe loses, then bisect twice. */
-async function searchUdp(lab: Lab, t: TeredoTopology, d: Started, o: BenchOptions, say: (m: string) => void): Promise<UdpSearch> {
+async function searchUdp(lab: Lab, path: IperfPath, d: Started, o: BenchOptions, say: (m: string) => void): Promise<UdpSearch> {
   const probes: UdpSearch['probes'] = [];
+  let senderLimited = false;
   const probe = async (pps: number): Promise<boolean> => {
-    const u = await measureUdp(lab, t, d, o.searchDurationS, pps);
-    probes.push({ ratePps: pps, deliveredPps: u.deliveredPps, lossPct: u.lossPct, relayPct: u.relayPct, clientPct: u.clientPct });
-    say(`    probe ${pps} pps: ${u.lossPct.toFixed(3)} % loss`);
-    return u.lossPct < LOSS_LIMIT_PCT;
+    const u = await measureUdp(lab, path, d, o.searchDurationS, pps, o.udpWindow);
+    const sentPps = u.seconds > 0 ? u.sentPackets / u.seconds : 0;
+    probes.push({ ratePps: pps, sentPps, deliveredPps: u.deliveredPps, lossPct: u.lossPct, relayPct: u.relayPct, clientPct: u.clientPct });
+    const verdict = probeVerdict(u);
+    if (verdict === 'sender') senderLimited = true;
+    say(`    probe ${pps} pps: ${u.lossPct.toFixed(3)} % loss${verdict === 'sender' ? `, iperf3 sent only ${sentPps.toFixed(0)} pps` : ''}`);
+    return verdict === 'pass';
   };
   // Bracket: up x1.25 while lossless; if the start already loses, down /2 until a rate is lossless (or 1k pps).
   let good = 0;
@@ -564,7 +606,7 @@ async function searchUdp(lab: Lab, t: TeredoTopology, d: Started, o: BenchOption
     else bad = mid;
   }
   const best = probes.filter((p) => p.ratePps === good).at(-1);
-  return { bestPps: good, bestDeliveredPps: best?.deliveredPps ?? 0, probes };
+  return { bestPps: good, bestDeliveredPps: best?.deliveredPps ?? 0, senderLimited, probes };
 }
 
 /** VmRSS and VmHWM (KiB) summed over a process and its descendants. */
@@ -697,14 +739,18 @@ async function benchOne(impl: Impl, run: number, o: BenchOptions, say: (m: strin
     });
     await part('udp', async () => {
       for (const pps of o.rates) {
-        const u = await measureUdp(lab!, t, d, o.durationS, pps);
+        const u = await measureUdp(lab!, v6hostPath(t), d, o.durationS, pps, o.udpWindow);
         result.udp.push(u);
         say(`  ${impl}: UDP64 @${pps}: ${u.deliveredPps.toFixed(0)} pps delivered, ${u.lossPct.toFixed(2)} % loss, relay ${u.relayPct.toFixed(1)} %, client ${u.clientPct.toFixed(1)} %`);
       }
     });
     await part('search', async () => {
-      result.udpSearch = await searchUdp(lab!, t, d, o, say);
-      say(`  ${impl}: UDP64 highest rate with < ${LOSS_LIMIT_PCT} % loss: ${result.udpSearch.bestPps} pps`);
+      result.udpSearch = await searchUdp(lab!, v6hostPath(t), d, o, say);
+      say(`  ${impl}: UDP64 highest rate with < ${LOSS_LIMIT_PCT} % loss: ${result.udpSearch.bestPps} pps${result.udpSearch.senderLimited ? " (iperf3's sender limit)" : ''}`);
+    });
+    await part('bare', async () => {
+      result.bareSearch = await searchUdp(lab!, barePath(t), d, o, say);
+      say(`  ${impl}: bare path (no tunnel): UDP64 highest rate with < ${LOSS_LIMIT_PCT} % loss: ${result.bareSearch.bestPps} pps${result.bareSearch.senderLimited ? " (iperf3's sender limit)" : ''}`);
     });
     await part('c2c', async () => {
       const a2 = d.teredoAddress2;
@@ -748,6 +794,8 @@ interface Metric {
   better: 'higher' | 'lower';
   digits: number;
   get: (r: RunResult) => number | undefined;
+  /** The same for every implementation (a ceiling of the measurement): no ratio. */
+  noRatio?: true;
 }
 
 export function metrics(rates: readonly number[], fill: readonly number[] = []): Metric[] {
@@ -763,6 +811,7 @@ export function metrics(rates: readonly number[], fill: readonly number[] = []):
     { name: 'TCP client CPU (% core)', better: 'lower', digits: 1, get: (r) => r.tcp?.clientPct },
     { name: 'TCP machine busy (%)', better: 'lower', digits: 1, get: (r) => r.tcp?.machinePct },
     { name: 'UDP64 highest rate with <0.1 % loss (pps)', better: 'higher', digits: 0, get: (r) => r.udpSearch?.bestPps },
+    { name: '  the same search on the bare path, no tunnel (pps)', better: 'higher', digits: 0, get: (r) => r.bareSearch?.bestPps, noRatio: true },
   ];
   for (const pps of rates) {
     list.push(
@@ -815,6 +864,7 @@ export function summarize(results: readonly RunResult[], rates: readonly number[
       row.perRun[impl] = xs;
       if (xs.length > 0) row.median[impl] = median(xs);
     }
+    if (m.noRatio) return row;
     const a = row.median.transit6;
     const b = row.median.miredo;
     row.ratio = a !== undefined && b !== undefined && b !== 0 ? a / b : null;
@@ -923,7 +973,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     date: new Date().toISOString(),
     machine: { cpus: describeCpu(), kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), node: process.version },
     iperf3: spawnSync('iperf3', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? '?',
-    options: { runs: o.runs, durationS: o.durationS, impls: o.impls, rates: o.rates, skip: [...o.skip], searchStart: o.searchStart, searchDurationS: o.searchDurationS, rsDurationS: o.rsDurationS, fill: o.fill },
+    options: { runs: o.runs, durationS: o.durationS, impls: o.impls, rates: o.rates, skip: [...o.skip], searchStart: o.searchStart, searchDurationS: o.searchDurationS, rsDurationS: o.rsDurationS, fill: o.fill, udpWindow: o.udpWindow ?? 'default' },
     command: process.argv.slice(1).join(' '),
     path: `${CLIENT} (port-restricted NAT) -> relay 198.51.100.17:${LAB_RELAY_PORT} -> v6host 2001:db8:1::10`,
     wallS: (now() - t0) / 1000,
