@@ -5,13 +5,15 @@
  * relay's tunnel) and the daemons' own counters. A diagnostic for bench/PROFILE.md, not a benchmark.
  *
  *   sudo node dist/bench/where-loss.js [--rates 80000,100000,120000] [--duration 4] [--offload yes|no] [--txqueuelen N]
+ *                                      [--udp-window SIZE|default]   (iperf3 -w, 4M as in bench/teredo.ts)
  */
 import { parseArgs } from 'node:util';
 import { installCleanupHandlers } from '../src/lab/netns.js';
 import { startTeredoLab, showJson, waitForClients, LAB_TEREDO_IFACE } from '../src/lab/teredo-lab.js';
 
 installCleanupHandlers();
-const { values } = parseArgs({ options: { rates: { type: 'string', default: '80000,100000,120000' }, duration: { type: 'string', default: '4' }, offload: { type: 'string', default: 'yes' }, txqueuelen: { type: 'string' } } });
+const { values } = parseArgs({ options: { rates: { type: 'string', default: '80000,100000,120000' }, duration: { type: 'string', default: '4' }, offload: { type: 'string', default: 'yes' }, txqueuelen: { type: 'string' }, 'udp-window': { type: 'string', default: '4M' } } });
+const window = values['udp-window'] === 'default' ? [] : ['-w', values['udp-window']!];
 const rates = values.rates!.split(',').map(Number);
 const off = ['--offload', values.offload!];
 
@@ -58,7 +60,7 @@ try {
     const srv = lab.spawn(t.v6host.ns, `iperf3-${pps}`, 'iperf3', ['-s', '-1', '-B', t.v6host.ipv6, '-p', '5299']);
     await new Promise((r) => setTimeout(r, 500));
     const a = await snap();
-    const r = await lab.exec(cli.ns, 'iperf3', ['-c', t.v6host.ipv6, '-p', '5299', '-6', '-u', '-l', '64', '-b', String(pps * 512), '-t', values.duration!, '-J'], { allowFailure: true, timeoutMs: 60_000 });
+    const r = await lab.exec(cli.ns, 'iperf3', ['-c', t.v6host.ipv6, '-p', '5299', '-6', '-u', '-l', '64', '-b', String(pps * 512), '-t', values.duration!, '-J', ...window], { allowFailure: true, timeoutMs: 60_000 });
     const b = await snap();
     await srv.stop();
     const j = JSON.parse(r.stdout) as { end?: { sum?: { packets?: number; lost_packets?: number; lost_percent?: number } } };

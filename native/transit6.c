@@ -519,7 +519,18 @@ static int set_prop_int(napi_env env, napi_value obj, const char *key, int64_t v
   return 0;
 }
 
-/* udpOpen(bindAddr, port, {rcvbuf?, sndbuf?, reuseAddr?, freebind?}) -> {fd, port, rcvbuf, sndbuf} */
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+/* Segments a UDP GSO/GRO message can hold: UDP_MAX_SEGMENTS (128 since Linux 6.x; GRO stops at 64). */
+#define UDP_SEGS_MAX 128
+
+/* udpOpen(bindAddr, port, {rcvbuf?, sndbuf?, reuseAddr?, freebind?, gro?}) -> {fd, port, rcvbuf, sndbuf, gro}
+ * gro: UDP_GRO on (Linux >= 5.0): runs of datagrams of one flow may arrive as one message with their segment size
+ * (udpRecvBatch with offsets splits them back). The result's gro says whether the kernel took it. */
 static napi_value udp_open(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (get_args(env, info, 3, argv, "udpOpen")) return NULL;
@@ -537,11 +548,12 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int64_t port, rcvbuf = 0, sndbuf = 0;
-  int has_rcv, has_snd, reuse, freebind;
+  int has_rcv, has_snd, reuse, freebind, want_gro;
   if (get_int(env, argv[1], "port", 0, 65535, &port) ||
       get_int_prop(env, argv[2], "rcvbuf", 1, INT_MAX / 2, &has_rcv, &rcvbuf) ||
       get_int_prop(env, argv[2], "sndbuf", 1, INT_MAX / 2, &has_snd, &sndbuf) ||
-      get_bool_prop(env, argv[2], "reuseAddr", &reuse) || get_bool_prop(env, argv[2], "freebind", &freebind))
+      get_bool_prop(env, argv[2], "reuseAddr", &reuse) || get_bool_prop(env, argv[2], "freebind", &freebind) ||
+      get_bool_prop(env, argv[2], "gro", &want_gro))
     return NULL;
 
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -575,11 +587,14 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     throw_errno(env, e, "udpOpen(%s:%lld): %s", addr, (long long)port, step);
     return NULL;
   }
-  napi_value res;
+  /* A kernel without UDP_GRO (ENOPROTOOPT) just delivers datagrams one by one: not an error. */
+  int gro = want_gro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  napi_value res, jgro;
   if (napi_create_object(env, &res) != napi_ok || set_prop_int(env, res, "fd", fd) ||
       set_prop_int(env, res, "port", ntohs(bound.sin_port)) ||
       set_prop_int(env, res, "rcvbuf", get_sockopt_int(fd, SOL_SOCKET, SO_RCVBUF)) ||
-      set_prop_int(env, res, "sndbuf", get_sockopt_int(fd, SOL_SOCKET, SO_SNDBUF))) {
+      set_prop_int(env, res, "sndbuf", get_sockopt_int(fd, SOL_SOCKET, SO_SNDBUF)) ||
+      napi_get_boolean(env, gro, &jgro) != napi_ok || napi_set_named_property(env, res, "gro", jgro) != napi_ok) {
     close(fd);
     throw_napi(env, "udpOpen result");
     return NULL;
@@ -588,22 +603,28 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
 }
 
 typedef union {
-  char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+  char buf[CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int))];
   struct cmsghdr align;
-} pktinfo_cmsg;
+} recv_cmsg;
 
-/* udpRecvBatch(fd, arena, slotSize, maxPackets, lengths, srcAddrs, srcPorts, dstAddrs, stats?) -> count, or -errno
- * when nothing was received. Datagram i is at arena[i*slotSize]; addresses are host-order uint32. Truncated
- * datagrams (longer than slotSize) are dropped, the batch compacted, and counted in stats[0]. */
+/* udpRecvBatch(fd, arena, slotSize, maxMessages, lengths, srcAddrs, srcPorts, dstAddrs, stats?, offsets?) -> count,
+ * or -errno when nothing was received.
+ * Message k is received into arena[k*slotSize]; addresses are host-order uint32. Truncated messages (longer than
+ * slotSize) are dropped and counted in stats[0].
+ * Without offsets, datagram i is at arena[i*slotSize] (the batch is compacted over dropped messages) and the count is
+ * of messages. With offsets, entry i is arena[offsets[i], +lengths[i]) and a message that came with a UDP_GRO
+ * segment size g (a socket with gro on) is split into its datagrams: g bytes each, the last one shorter or equal;
+ * every output array then needs maxMessages * 128 entries. stats (4 entries) [1] += such messages, [2] += the
+ * datagrams they held, [3] += messages received (truncated ones too: fewer than maxMessages means drained). */
 static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  if (get_args(env, info, 9, argv, "udpRecvBatch")) return NULL;
+  napi_value argv[10];
+  if (get_args(env, info, 10, argv, "udpRecvBatch")) return NULL;
   int fd;
   int64_t slot, max;
   uint8_t *arena;
-  uint32_t *lengths, *src, *dst, *stats;
+  uint32_t *lengths, *src, *dst, *stats, *offs = NULL;
   uint16_t *sport;
-  size_t arena_len, lengths_len, src_len, sport_len, dst_len, stats_len;
+  size_t arena_len, lengths_len, src_len, sport_len, dst_len, stats_len, offs_len = 0;
   if (get_fd(env, argv[0], &fd) ||
       get_typed(env, argv[1], "arena", napi_uint8_array, 0, (void **)&arena, &arena_len) ||
       get_int(env, argv[2], "slotSize", 1, MAX_SLOT, &slot) ||
@@ -613,23 +634,28 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
       get_typed(env, argv[6], "srcPorts", napi_uint16_array, 0, (void **)&sport, &sport_len) ||
       get_typed(env, argv[7], "dstAddrs", napi_uint32_array, 0, (void **)&dst, &dst_len) ||
       get_typed(env, argv[8], "stats", napi_uint32_array, 1, (void **)&stats, &stats_len) ||
+      get_typed(env, argv[9], "offsets", napi_uint32_array, 1, (void **)&offs, &offs_len) ||
       check_arena(env, arena_len, slot, max, lengths_len))
     return NULL;
-  if (src_len < (size_t)max || sport_len < (size_t)max || dst_len < (size_t)max) {
-    throw_range(env, "udpRecvBatch: srcAddrs/srcPorts/dstAddrs need %lld entries", (long long)max);
+  /* Entries the output arrays must hold. */
+  uint64_t need = offs != NULL ? (uint64_t)max * UDP_SEGS_MAX : (uint64_t)max;
+  if (lengths_len < need || src_len < need || sport_len < need || dst_len < need || (offs != NULL && offs_len < need)) {
+    throw_range(env, "udpRecvBatch: lengths/srcAddrs/srcPorts/dstAddrs%s need %llu entries", offs != NULL ? "/offsets" : "",
+                (unsigned long long)need);
     return NULL;
   }
   struct mmsghdr msgs[CHUNK];
   struct iovec iov[CHUNK];
   struct sockaddr_in from[CHUNK];
-  pktinfo_cmsg ctl[CHUNK];
-  int64_t w = 0; /* output index: packets kept so far */
-  uint32_t truncated = 0;
+  recv_cmsg ctl[CHUNK];
+  int64_t m = 0; /* messages received so far: message m+k goes to slot m+k */
+  int64_t w = 0; /* output entries so far */
+  uint32_t truncated = 0, gro_msgs = 0, gro_segs = 0;
   int err = 0;
-  while (w < max) {
-    int64_t n = max - w < CHUNK ? max - w : CHUNK;
+  while (m < max) {
+    int64_t n = max - m < CHUNK ? max - m : CHUNK;
     for (int64_t k = 0; k < n; k++) {
-      iov[k].iov_base = arena + (size_t)(w + k) * (size_t)slot;
+      iov[k].iov_base = arena + (size_t)(m + k) * (size_t)slot;
       iov[k].iov_len = (size_t)slot;
       memset(&msgs[k], 0, sizeof msgs[k]);
       msgs[k].msg_hdr.msg_name = &from[k];
@@ -645,32 +671,71 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
       break;
     }
-    int64_t base = w;
     for (int k = 0; k < r; k++) {
       if (msgs[k].msg_hdr.msg_flags & MSG_TRUNC) {
         truncated++;
         continue;
       }
       uint32_t len = msgs[k].msg_len;
-      if (w != base + k) memmove(arena + (size_t)w * (size_t)slot, iov[k].iov_base, len);
-      uint32_t d = 0;
+      uint32_t d = 0, seg = 0;
       for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[k].msg_hdr); c != NULL; c = CMSG_NXTHDR(&msgs[k].msg_hdr, c)) {
         if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
           struct in_pktinfo pi;
           memcpy(&pi, CMSG_DATA(c), sizeof pi);
           d = ntohl(pi.ipi_addr.s_addr);
+        } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+          int g;
+          memcpy(&g, CMSG_DATA(c), sizeof g);
+          if (g > 0) seg = (uint32_t)g;
         }
       }
-      lengths[w] = len;
-      src[w] = ntohl(from[k].sin_addr.s_addr);
-      sport[w] = ntohs(from[k].sin_port);
-      dst[w] = d;
-      w++;
+      uint32_t s_addr = ntohl(from[k].sin_addr.s_addr);
+      uint16_t s_port = ntohs(from[k].sin_port);
+      size_t base = (size_t)(m + k) * (size_t)slot;
+      if (offs == NULL) {
+        /* One entry per message, compacted into slot w. A GRO message cannot be split here: dropped (counted). */
+        if (seg != 0 && len > seg) {
+          truncated++;
+          continue;
+        }
+        if ((int64_t)w != m + k) memmove(arena + (size_t)w * (size_t)slot, arena + base, len);
+        lengths[w] = len;
+        src[w] = s_addr;
+        sport[w] = s_port;
+        dst[w] = d;
+        w++;
+        continue;
+      }
+      uint32_t step = seg != 0 && len > seg ? seg : (len > 0 ? len : 1);
+      uint32_t parts = 0;
+      uint32_t at = 0;
+      do {
+        uint32_t l = len - at < step ? len - at : step;
+        offs[w] = (uint32_t)(base + at);
+        lengths[w] = l;
+        src[w] = s_addr;
+        sport[w] = s_port;
+        dst[w] = d;
+        w++;
+        parts++;
+        at += l;
+      } while (at < len && parts < UDP_SEGS_MAX);
+      if (at < len) truncated++; /* more segments than any kernel sends: the rest is dropped */
+      if (parts > 1) {
+        gro_msgs++;
+        gro_segs += parts;
+      }
     }
+    m += r;
     if (r < n) break; /* drained */
   }
   if (stats_len >= 1) stats[0] += truncated;
-  if (w == 0 && err != 0) return make_int(env, -err);
+  if (stats_len >= 3) {
+    stats[1] += gro_msgs;
+    stats[2] += gro_segs;
+  }
+  if (stats_len >= 4) stats[3] += (uint32_t)m;
+  if (w == 0 && m == 0 && err != 0) return make_int(env, -err);
   return make_int(env, w);
 }
 

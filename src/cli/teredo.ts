@@ -43,7 +43,7 @@ line override the file:
   --metrics HOST:PORT      Prometheus metrics at http://HOST:PORT/metrics (Metrics; e.g. 127.0.0.1:9544)
   --pcap FILE              capture to FILE-udp.pcap (Teredo datagrams) and FILE-tun.pcap (tunnel side) (Pcap)
   --log-level LEVEL        debug | info | warn | error (LogLevel; default info)
-  --offload [yes|no]       client and relay: GRO into the tunnel, UDP GSO (Offload; default yes)
+  --offload [yes|no]       client and relay: GRO into the tunnel, UDP GSO and GRO (Offload; default yes)
   Every directive has a flag: --server-port, --detect-nat, --local-discovery, --on-demand, --idle-timeout,
   --forward-native, ... (docs/transit6.md lists them all).
 

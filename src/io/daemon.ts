@@ -46,8 +46,7 @@ import type { StateAction } from './driver.js';
 
 /** What every role's start function gets from startDaemon: the packet tap and where state changes go. */
 interface Hooks {
-  tap: TapHub['tap'];
-  /** The tap itself, for a fast path that counts its packets without calling tap(). */
+  /** The packet tap (metrics, pcap, trace --live); a fast path only counts while it is idle. */
   hub: TapHub;
   onState: (a: StateAction, ctx: { address?: Uint8Array; server?: string }) => void;
 }
@@ -134,9 +133,13 @@ const DATA_SOCKET = { rcvbuf: 4 << 20, sndbuf: 4 << 20 } as const;
  */
 const TUN_TX_QUEUE_LEN = 2000;
 
-/** A client's or relay's data socket; with offload, UDP GSO for runs of same-size datagrams to one peer. */
+/**
+ * A client's or relay's data socket; with offload, UDP GSO for runs of same-size datagrams to one peer, and UDP GRO:
+ * such runs (the peer's GSO messages, or datagrams the NIC's GRO coalesced) arrive as one message, split back into
+ * the datagrams in the receive batch, so the kernel queues and wakes once for the run instead of once a datagram.
+ */
 function dataSocket(offload: boolean): UdpBatchOptions {
-  return offloadEnabled(offload) ? { ...DATA_SOCKET, gsoSegments: 64 } : DATA_SOCKET;
+  return offloadEnabled(offload) ? { ...DATA_SOCKET, gsoSegments: 64, gro: true } : DATA_SOCKET;
 }
 
 /** The allocation-free data path (teredo/fastpath.ts); TRANSIT6_NO_FASTPATH=1 leaves every packet to the core. */
@@ -145,10 +148,11 @@ function fastPathEnabled(): boolean {
 }
 
 /** What `show state` says of the data path of a client or relay. */
-function describeDataPath(tun: TunDevice, offload: boolean): string {
+function describeDataPath(tun: TunDevice, socket: UdpBatchSocket, offload: boolean): string {
   const parts = [fastPathEnabled() ? 'fast path' : 'cores only (TRANSIT6_NO_FASTPATH=1)'];
-  if (offloadEnabled(offload)) parts.push(`GRO into the tunnel (${tun.uso ? 'TCP and UDP' : 'TCP; UDP needs Linux 6.2'}), UDP GSO`);
-  else parts.push('offloads off');
+  if (offloadEnabled(offload)) {
+    parts.push(`GRO into the tunnel (${tun.uso ? 'TCP and UDP' : 'TCP; UDP needs Linux 6.2'}), UDP GSO${socket.gro ? ' and GRO' : ''}`);
+  } else parts.push('offloads off');
   return parts.join('; ');
 }
 
@@ -182,7 +186,6 @@ export async function startDaemon(
   const hub = new TapHub();
   const events = new EventFeed();
   const hooks: Hooks = {
-    tap: hub.tap,
     hub,
     onState: (a, ctx) => {
       logStateChange(log, a, ctx);
@@ -329,7 +332,7 @@ async function startClient(
     tun,
     fastPath: fast(client),
     iface: ifaceRun,
-    tap: hooks.tap,
+    tap: hooks.hub,
     onState: (a) => {
       const address = client.status().teredoAddress;
       hooks.onState(a, { ...(address ? { address } : {}), server: formatServerName(config) });
@@ -358,7 +361,7 @@ async function startClient(
     const now = driver.now();
     switch (cmd) {
       case 'state':
-        return clientStateJson(client.status(), { now, startedAt: 0, interfaceName: tun.name, dataPath: describeDataPath(tun, config.offload), pid: process.pid, clientPort: config.bind.port, serverName: formatServerName(config), interfaceStatus: driver.ifaceStatus() });
+        return clientStateJson(client.status(), { now, startedAt: 0, interfaceName: tun.name, dataPath: describeDataPath(tun, socket, config.offload), pid: process.pid, clientPort: config.bind.port, serverName: formatServerName(config), interfaceStatus: driver.ifaceStatus() });
       case 'peers':
         return clientPeersJson(client.peerTable(), now, args);
       case 'stats':
@@ -415,7 +418,7 @@ async function startRelay(
     forward: (p) => tun.enqueue(p, 0, p.length),
     forwardAt: (b, o, n) => tun.enqueue(b, o, n),
     fastPath: fast(relay),
-    tap: hooks.tap,
+    tap: hooks.hub,
     onState: (a) => hooks.onState(a, {}),
     onError: (e) => log.warn(e.message),
   });
@@ -427,7 +430,7 @@ async function startRelay(
           now,
           startedAt: 0,
           interfaceName: tun.name,
-          dataPath: describeDataPath(tun, config.offload),
+          dataPath: describeDataPath(tun, socket, config.offload),
           pid: process.pid,
           relayType: config.relayType,
           mode: config.core.mode ?? 'relay',
@@ -483,7 +486,7 @@ async function startServer(
   const driver = new Driver(server, {
     sockets,
     ...(rawFd !== undefined ? { forward: (p: Uint8Array) => void native.rawSend(rawFd!, p, 0, p.length, null) } : {}),
-    tap: hooks.tap,
+    tap: hooks.hub,
     onState: (a) => hooks.onState(a, {}),
     onError: (e) => log.warn(e.message),
   });

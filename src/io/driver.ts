@@ -9,6 +9,7 @@ import type { Action, Endpoint } from '../core/endpoint.js';
 import type { FastPath, FastSink } from '../teredo/fastpath.js';
 import { Counters } from '../core/counters.js';
 import { formatIpv4, type Ipv4Port } from '../wire/ip.js';
+import type { PacketTap, TapDir } from './tap.js';
 import type { TunDevice } from './tun.js';
 import { UdpBatchSocket, type UdpBatchOptions } from './udp.js';
 
@@ -33,8 +34,9 @@ export interface DriverOptions {
   /** Interface configuration, done by a privileged helper; runs one at a time, in order. */
   iface?: (a: IfaceAction) => Promise<void>;
   onState?: (a: StateAction) => void;
-  /** Every packet in and out, for pcap capture: direction, the datagram's endpoints or none for tunnel packets. */
-  tap?: (dir: 'udp-in' | 'udp-out' | 'tun-in' | 'tun-out', data: Uint8Array, src?: Ipv4Port, dst?: Ipv4Port) => void;
+  /** Every packet in and out, for the metrics and pcap capture: direction, the datagram's endpoints or none for
+   *  tunnel packets. While it is idle the fast path only counts (no view, no endpoint objects). */
+  tap?: PacketTap;
   /** Options for sockets the core asks to open later (RFC 6081 random ports). */
   socketOptions?: UdpBatchOptions;
   onError?: (err: Error) => void;
@@ -72,17 +74,17 @@ export class Driver {
     this.sink = {
       udp: (addr, port, buf, offset, length) => {
         if (this.corePending) this.performPending();
-        opts.tap?.('udp-out', buf.subarray(offset, offset + length), local0, { addr, port });
+        if (opts.tap) this.tapAt('udp-out', buf, offset, length, local0.addr, local0.port, addr, port);
         socket0.sendTo(addr, port, buf, offset, length);
       },
       forward: (buf, offset, length) => {
         if (this.corePending) this.performPending();
         if (opts.forwardAt) {
-          opts.tap?.('tun-out', buf.subarray(offset, offset + length));
+          if (opts.tap) this.tapAt('tun-out', buf, offset, length);
           opts.forwardAt(buf, offset, length);
         } else if (opts.forward) {
           const packet = buf.subarray(offset, offset + length);
-          opts.tap?.('tun-out', packet);
+          opts.tap?.tap('tun-out', packet);
           opts.forward(packet);
         } else this.counters.inc('forward-missing');
       },
@@ -92,7 +94,7 @@ export class Driver {
           this.counters.inc('tun-missing');
           return;
         }
-        if (opts.tap) opts.tap('tun-out', buf.subarray(offset, offset + length));
+        if (opts.tap) this.tapAt('tun-out', buf, offset, length);
         opts.tun.enqueue(buf, offset, length);
       },
     };
@@ -105,18 +107,31 @@ export class Driver {
         const len = lengths[i]!;
         if (len === 0) continue; // dropped by the device (counted there)
         if (fast !== undefined) {
-          if (opts.tap) opts.tap('tun-in', arena.subarray(off, off + len));
+          if (opts.tap) this.tapAt('tun-in', arena, off, len);
           if (fast.ipv6(now, arena, off, len, this.sink)) continue;
           this.corePending = true;
           this.endpoint.handleIpv6(now, arena.subarray(off, off + len));
           continue;
         }
         const packet = arena.subarray(off, off + len);
-        opts.tap?.('tun-in', packet);
+        opts.tap?.tap('tun-in', packet);
         this.endpoint.handleIpv6(now, packet);
       }
       this.drain();
     });
+  }
+
+  /**
+   * Shows buf[off, off+len) to the tap (set); the view and the endpoints (srcAddr < 0: none) are made only when
+   * someone listens, otherwise the packet is just counted: the fast path allocates nothing for it.
+   */
+  private tapAt(dir: TapDir, buf: Uint8Array, off: number, len: number, srcAddr = -1, srcPort = 0, dstAddr = -1, dstPort = 0): void {
+    const tap = this.opts.tap!;
+    if (tap.idle) {
+      tap.count(dir, len);
+      return;
+    }
+    tap.tap(dir, buf.subarray(off, off + len), srcAddr >= 0 ? { addr: srcAddr, port: srcPort } : undefined, dstAddr >= 0 ? { addr: dstAddr, port: dstPort } : undefined);
   }
 
   /** Carries out the actions the core has queued so far (keeps their order relative to fast-path output). */
@@ -144,7 +159,7 @@ export class Driver {
 
   /** Feeds a datagram that arrived on a socket the driver does not own (the local discovery group). */
   feedDatagram(from: Ipv4Port, to: Ipv4Port, data: Uint8Array): void {
-    this.opts.tap?.('udp-in', data, from, to);
+    this.opts.tap?.tap('udp-in', data, from, to);
     this.endpoint.handleDatagram(this.now(), from, to, data);
     this.drain();
   }
@@ -187,23 +202,21 @@ export class Driver {
       const now = this.now();
       const fast = isDefault ? this.fastPath : undefined;
       const tap = this.opts.tap;
+      const { arena, offsets, lengths, srcAddrs, srcPorts, dstAddrs } = batch;
       for (let i = 0; i < batch.count; i++) {
-        if (fast !== undefined) {
-          const off = i * batch.slotSize;
-          const len = batch.lengths[i]!;
-          if (tap) tap('udp-in', batch.arena.subarray(off, off + len), { addr: batch.srcAddrs[i]!, port: batch.srcPorts[i]! }, { addr: batch.dstAddrs[i] || local.addr, port: local.port });
-          if (fast.datagram(now, batch.srcAddrs[i]!, batch.srcPorts[i]!, batch.dstAddrs[i] || local.addr, batch.arena, off, len, this.sink)) continue;
-          this.corePending = true;
-          const from = { addr: batch.srcAddrs[i]!, port: batch.srcPorts[i]! };
-          const to = { addr: batch.dstAddrs[i] || local.addr, port: local.port };
-          this.endpoint.handleDatagram(now, from, to, batch.arena.subarray(off, off + len));
-          continue;
-        }
-        const data = batch.arena.subarray(i * batch.slotSize, i * batch.slotSize + batch.lengths[i]!);
-        const from = { addr: batch.srcAddrs[i]!, port: batch.srcPorts[i]! };
+        const off = offsets[i]!;
+        const len = lengths[i]!;
         // With a wildcard bind, IP_PKTINFO names the address the datagram was sent to.
-        const to = { addr: batch.dstAddrs[i] || local.addr, port: local.port };
-        this.opts.tap?.('udp-in', data, from, to);
+        const dst = dstAddrs[i] || local.addr;
+        if (fast !== undefined) {
+          if (tap) this.tapAt('udp-in', arena, off, len, srcAddrs[i]!, srcPorts[i]!, dst, local.port);
+          if (fast.datagram(now, srcAddrs[i]!, srcPorts[i]!, dst, arena, off, len, this.sink)) continue;
+          this.corePending = true;
+        }
+        const data = arena.subarray(off, off + len);
+        const from = { addr: srcAddrs[i]!, port: srcPorts[i]! };
+        const to = { addr: dst, port: local.port };
+        if (fast === undefined) tap?.tap('udp-in', data, from, to);
         this.endpoint.handleDatagram(now, from, to, data);
       }
       this.drain();
@@ -234,7 +247,7 @@ export class Driver {
           this.counters.inc('no-socket');
           return;
         }
-        this.opts.tap?.('udp-out', a.data, a.local ?? this.defaultLocal, a.remote);
+        this.opts.tap?.tap('udp-out', a.data, a.local ?? this.defaultLocal, a.remote);
         // A server answers from the address it is asked to (IP_PKTINFO source selection).
         socket.send(a.remote, a.data, a.local?.addr);
         return;
@@ -263,7 +276,7 @@ export class Driver {
           this.counters.inc('tun-missing');
           return;
         }
-        this.opts.tap?.('tun-out', a.packet);
+        this.opts.tap?.tap('tun-out', a.packet);
         this.opts.tun.enqueue(a.packet, 0, a.packet.length);
         return;
       case 'ipv6-forward':
@@ -271,7 +284,7 @@ export class Driver {
           this.counters.inc('forward-missing');
           return;
         }
-        this.opts.tap?.('tun-out', a.packet);
+        this.opts.tap?.tap('tun-out', a.packet);
         this.opts.forward(a.packet);
         return;
       case 'iface-up':

@@ -27,7 +27,13 @@ export interface UdpOpenOptions {
   reuseAddr?: boolean;
   /** IP_FREEBIND: bind to an address not (yet) configured. */
   freebind?: boolean;
+  /** UDP_GRO (Linux >= 5.0): a run of one flow's datagrams may arrive as one message; udpRecvBatch with offsets
+   *  splits it back. Refused by an older kernel without an error (the result's gro is false). */
+  gro?: boolean;
 }
+
+/** The most datagrams one UDP GSO or GRO message holds (the kernel's UDP_MAX_SEGMENTS). */
+export const UDP_SEGS_MAX = 128;
 
 /** readable = 1, writable = 2 (libuv's UV_READABLE / UV_WRITABLE). */
 export const POLL_READABLE = 1;
@@ -63,14 +69,19 @@ export interface NativeBinding {
   tunWriteBatch(fd: number, arena: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array): number;
 
   /** A non-blocking UDP/IPv4 socket with IP_PKTINFO on. Returns the bound port and the actual buffer sizes. */
-  udpOpen(bindAddr: string, port: number, opts?: UdpOpenOptions): { fd: number; port: number; rcvbuf: number; sndbuf: number };
+  udpOpen(bindAddr: string, port: number, opts?: UdpOpenOptions): { fd: number; port: number; rcvbuf: number; sndbuf: number; gro: boolean };
   /**
-   * recvmmsg(MSG_DONTWAIT) until EAGAIN or maxPackets. Datagram i at arena[i*slotSize]; dstAddrs[i] is the local
-   * address it was sent to (IP_PKTINFO). Returns the count, or -errno if nothing was received. Truncated
-   * datagrams are dropped and added to stats[0].
+   * recvmmsg(MSG_DONTWAIT) until EAGAIN or maxPackets messages, message k into arena[k*slotSize]; dstAddrs[i] is
+   * the local address a datagram was sent to (IP_PKTINFO). Returns the count of entries, or -errno if nothing was
+   * received. Truncated messages are dropped and added to stats[0].
+   * Without offsets, entry i is arena[i*slotSize, +lengths[i]) (compacted). With offsets, entry i is
+   * arena[offsets[i], +lengths[i]) and a message coalesced by UDP_GRO is split into its datagrams (every output
+   * array then needs maxPackets * UDP_SEGS_MAX entries); stats[1] += such messages, stats[2] += their datagrams,
+   * stats[3] += messages received (fewer than maxPackets: the socket was drained).
    */
   udpRecvBatch(fd: number, arena: Uint8Array, slotSize: number, maxPackets: number, lengths: Uint32Array,
-    srcAddrs: Uint32Array, srcPorts: Uint16Array, dstAddrs: Uint32Array, stats?: Uint32Array | null): number;
+    srcAddrs: Uint32Array, srcPorts: Uint16Array, dstAddrs: Uint32Array, stats?: Uint32Array | null,
+    offsets?: Uint32Array | null): number;
   /**
    * sendmmsg of packets 0..count-1 (arena[offsets[i], +lengths[i]) to dstAddrs[i]:dstPorts[i], source srcAddrs[i]
    * via IP_PKTINFO when non-zero). Packets the kernel refuses are skipped with errnos[i] = errno (0 = sent).

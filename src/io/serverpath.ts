@@ -15,9 +15,6 @@ import type { Driver } from './driver.js';
 import type { TapHub } from './tap.js';
 import type { UdpBatch, UdpBatchSocket } from './udp.js';
 
-const UDP_IN = 0;
-const UDP_OUT = 1;
-
 /** `fastPath()` is asked once per batch (a reload replaces it); undefined sends everything to the driver. */
 export function attachServerFastPath(
   driver: Driver,
@@ -32,20 +29,16 @@ export function attachServerFastPath(
     socket.onDatagrams((batch: UdpBatch) => {
       const now = driver.now();
       const fast = hub.idle ? fastPath() : undefined;
-      const { arena, slotSize, lengths, srcAddrs, srcPorts, dstAddrs } = batch;
+      const { arena, offsets, lengths, srcAddrs, srcPorts, dstAddrs } = batch;
       for (let i = 0; i < batch.count; i++) {
-        const off = i * slotSize;
+        const off = offsets[i]!;
         const len = lengths[i]!;
         const dst = dstAddrs[i] || local.addr;
         if (fast !== undefined) {
           const sent = fast.datagram(now, srcAddrs[i]!, srcPorts[i]!, dst, port, arena, off, len);
           if (sent >= 0) {
-            hub.packets[UDP_IN]!++;
-            hub.bytes[UDP_IN]! += len;
-            if (sent > 0) {
-              hub.packets[UDP_OUT]!++;
-              hub.bytes[UDP_OUT]! += sent;
-            }
+            hub.count('udp-in', len);
+            if (sent > 0) hub.count('udp-out', sent);
             continue;
           }
         }

@@ -23,6 +23,15 @@ export interface TapPacket {
 
 export type TapSink = (p: TapPacket) => void;
 
+/** What a data path needs of the tap: show packets while someone listens, otherwise only count them. */
+export interface PacketTap {
+  /** Nobody listens and the start-up backlog is closed: count() is all a packet needs. */
+  readonly idle: boolean;
+  /** Adds a packet to the counts without showing it to anyone (while idle). */
+  count(dir: TapDir, bytes: number): void;
+  tap(dir: TapDir, data: Uint8Array, src?: Ipv4Port, dst?: Ipv4Port): void;
+}
+
 const DIR_INDEX: Record<TapDir, number> = { 'udp-in': 0, 'udp-out': 1, 'tun-in': 2, 'tun-out': 3 };
 
 export interface TapHubOptions {
@@ -32,7 +41,7 @@ export interface TapHubOptions {
   now?: () => number;
 }
 
-export class TapHub {
+export class TapHub implements PacketTap {
   /** Packets and bytes by direction, in TAP_DIRS order. */
   readonly packets = [0, 0, 0, 0];
   readonly bytes = [0, 0, 0, 0];
@@ -62,6 +71,12 @@ export class TapHub {
       }
       for (const s of this.sinks) s(p);
     };
+  }
+
+  count(dir: TapDir, bytes: number): void {
+    const i = DIR_INDEX[dir];
+    this.packets[i]!++;
+    this.bytes[i]! += bytes;
   }
 
   get listeners(): number {

@@ -13,12 +13,12 @@
 import { Counters } from '../core/counters.js';
 import type { Ipv4, Ipv4Port } from '../wire/ip.js';
 import {
-  errnoName, loadNative, POLL_READABLE, POLL_WRITABLE, type NativeBinding, type PollEvents, type PollHandle,
-  type UdpOpenOptions,
+  errnoName, loadNative, POLL_READABLE, POLL_WRITABLE, UDP_SEGS_MAX, type NativeBinding, type PollEvents,
+  type PollHandle, type UdpOpenOptions,
 } from './native.js';
 
 export interface UdpBatchOptions extends UdpOpenOptions {
-  /** Receive slot size: longer datagrams are dropped and counted (rxTruncated). Default 2048. */
+  /** Receive slot size: longer messages are dropped and counted (rxTruncated). Default 2048, 65536 with gro. */
   slotSize?: number;
   /** Datagrams per recvmmsg. Default 64. */
   batchSize?: number;
@@ -36,14 +36,14 @@ export interface UdpBatchOptions extends UdpOpenOptions {
 }
 
 /**
- * One received batch. Datagram i (i < count) is arena[i*slotSize, i*slotSize + lengths[i]) from
- * srcAddrs[i]:srcPorts[i] to dstAddrs[i]:localPort. The same object and views are reused for every batch:
- * they are valid only during the callback.
+ * One received batch. Datagram i (i < count) is arena[offsets[i], offsets[i] + lengths[i]) from
+ * srcAddrs[i]:srcPorts[i] to dstAddrs[i]:localPort; with gro, consecutive datagrams may share a message's slot.
+ * The same object and views are reused for every batch: they are valid only during the callback.
  */
 export interface UdpBatch {
   count: number;
   readonly arena: Uint8Array;
-  readonly slotSize: number;
+  readonly offsets: Uint32Array;
   readonly lengths: Uint32Array;
   readonly srcAddrs: Uint32Array;
   readonly srcPorts: Uint16Array;
@@ -74,13 +74,16 @@ export interface UdpStats {
   /** gsoSegments: messages sent with UDP_SEGMENT, and the datagrams they carried. */
   txGsoMessages: number;
   txGsoPackets: number;
+  /** gro: messages that arrived coalesced by UDP GRO, and the datagrams they held (in rxPackets too). */
+  rxGroMessages: number;
+  rxGroPackets: number;
 }
 
 const MAX_UDP_PAYLOAD = 65535;
 
 export class UdpBatchSocket {
   readonly stats: UdpStats = {
-    rxPackets: 0, rxBatches: 0, rxTruncated: 0, rxErrors: 0,
+    rxPackets: 0, rxBatches: 0, rxTruncated: 0, rxErrors: 0, rxGroMessages: 0, rxGroPackets: 0,
     txPackets: 0, txBytes: 0, txFlushes: 0, txEagain: 0, txErrors: 0, txDropped: 0, txGsoMessages: 0, txGsoPackets: 0,
   };
   /** Errors and drops by cause: 'tx:EMSGSIZE', 'tx:queue-full', 'rx:ECONNREFUSED', 'poll:EBADF'... */
@@ -90,7 +93,8 @@ export class UdpBatchSocket {
   private readonly maxBatchesPerWake: number;
   private readonly batchSize: number;
   private readonly batch: UdpBatch;
-  private readonly readStats = new Uint32Array(1);
+  private readonly slotSize: number;
+  private readonly readStats = new Uint32Array(4);
   private readonly poll: PollHandle;
   private callback: UdpDatagramsCallback | undefined;
   private events: PollEvents = '';
@@ -127,10 +131,13 @@ export class UdpBatchSocket {
   /** Actual kernel buffer sizes (the kernel doubles the requested value). */
   readonly rcvbuf: number;
   readonly sndbuf: number;
+  /** UDP GRO is on (asked for and taken by the kernel). */
+  readonly gro: boolean;
 
   private constructor(native: NativeBinding, address: string, port: number, opts: UdpBatchOptions) {
     this.native = native;
-    const slotSize = positiveInt('slotSize', opts.slotSize ?? 2048);
+    // A GRO message holds up to 64 KiB of datagrams.
+    const slotSize = positiveInt('slotSize', opts.slotSize ?? (opts.gro ? 65536 : 2048));
     this.batchSize = positiveInt('batchSize', opts.batchSize ?? 64);
     this.maxBatchesPerWake = positiveInt('maxBatchesPerWake', opts.maxBatchesPerWake ?? 16);
     const queuePackets = positiveInt('sendQueuePackets', opts.sendQueuePackets ?? 1024);
@@ -139,25 +146,30 @@ export class UdpBatchSocket {
     this.gsoSegments = gso;
     const queueBytes = positiveInt('sendQueueBytes', opts.sendQueueBytes ?? 1 << 20);
     const s = native.udpOpen(address, port, {
-      rcvbuf: opts.rcvbuf, sndbuf: opts.sndbuf, reuseAddr: opts.reuseAddr, freebind: opts.freebind,
+      rcvbuf: opts.rcvbuf, sndbuf: opts.sndbuf, reuseAddr: opts.reuseAddr, freebind: opts.freebind, gro: opts.gro,
     });
     this.fd = s.fd;
     this.address = address;
     this.port = s.port;
     this.rcvbuf = s.rcvbuf;
     this.sndbuf = s.sndbuf;
+    this.gro = s.gro;
+    this.slotSize = slotSize;
     const arena = new Uint8Array(slotSize * this.batchSize);
-    const lengths = new Uint32Array(this.batchSize);
+    // Room for every datagram of batchSize messages, each of them possibly a GRO message.
+    const entries = this.batchSize * UDP_SEGS_MAX;
+    const offsets = new Uint32Array(entries);
+    const lengths = new Uint32Array(entries);
     this.batch = {
       count: 0,
       arena,
-      slotSize,
+      offsets,
       lengths,
-      srcAddrs: new Uint32Array(this.batchSize),
-      srcPorts: new Uint16Array(this.batchSize),
-      dstAddrs: new Uint32Array(this.batchSize),
+      srcAddrs: new Uint32Array(entries),
+      srcPorts: new Uint16Array(entries),
+      dstAddrs: new Uint32Array(entries),
       localPort: s.port,
-      datagram: (i: number): Uint8Array => arena.subarray(i * slotSize, i * slotSize + lengths[i]!),
+      datagram: (i: number): Uint8Array => arena.subarray(offsets[i]!, offsets[i]! + lengths[i]!),
     };
     this.sendArena = new Uint8Array(Math.max(queueBytes, MAX_UDP_PAYLOAD));
     this.txOffsets = new Uint32Array(queuePackets);
@@ -376,24 +388,35 @@ export class UdpBatchSocket {
     if (this.callback === undefined) return; // not reading: leave datagrams in the socket buffer
     const { native, fd, batch, batchSize, readStats, stats } = this;
     for (let b = 0; b < this.maxBatchesPerWake; b++) {
-      const n = native.udpRecvBatch(fd, batch.arena, batch.slotSize, batchSize, batch.lengths, batch.srcAddrs,
-        batch.srcPorts, batch.dstAddrs, readStats);
+      const n = native.udpRecvBatch(fd, batch.arena, this.slotSize, batchSize, batch.lengths, batch.srcAddrs,
+        batch.srcPorts, batch.dstAddrs, readStats, batch.offsets);
       if (readStats[0] !== 0) {
         stats.rxTruncated += readStats[0]!;
         this.errors.inc('rx:truncated', readStats[0]!);
         readStats[0] = 0;
       }
+      if (readStats[1] !== 0) {
+        stats.rxGroMessages += readStats[1]!;
+        stats.rxGroPackets += readStats[2]!;
+        readStats[1] = 0;
+        readStats[2] = 0;
+      }
+      const messages = readStats[3]!;
+      readStats[3] = 0;
       if (n < 0) {
         stats.rxErrors++;
         this.errors.inc(`rx:${errnoName(-n)}`);
         continue; // a socket error is reported once and cleared: datagrams may be waiting behind it
       }
-      if (n === 0) return;
+      if (n === 0) {
+        if (messages < batchSize) return;
+        continue; // a full batch of truncated messages: more may wait
+      }
       stats.rxPackets += n;
       stats.rxBatches++;
       batch.count = n;
       this.callback?.(batch);
-      if (this.closed || n < batchSize) return;
+      if (this.closed || messages < batchSize) return;
     }
   }
 }

@@ -47,7 +47,7 @@ const STATS = {
 /** A client daemon's handler with canned answers, at the daemon's time 100 s. */
 function clientHandler({ cmd, args }: ControlRequest): unknown {
   const now = 100_000;
-  if (cmd === 'state') return clientStateJson(STATUS, { now, startedAt: 0, serverName: 'teredo.example.net', interfaceName: 'teredo', pid: 4242, dataPath: 'fast path; GRO into the tunnel (TCP and UDP), UDP GSO' });
+  if (cmd === 'state') return clientStateJson(STATUS, { now, startedAt: 0, serverName: 'teredo.example.net', interfaceName: 'teredo', pid: 4242, dataPath: 'fast path; GRO into the tunnel (TCP and UDP), UDP GSO and GRO' });
   if (cmd === 'peers') return clientPeersJson(PEERS, now, args);
   if (cmd === 'stats') return STATS;
   throw new Error(`unknown command '${cmd}'`);
@@ -104,7 +104,7 @@ MTU                     : 1280
 Address Changes         : 0
 Last Server Contact     : 5.0 s ago
 Interface               : teredo
-Data Path               : fast path; GRO into the tunnel (TCP and UDP), UDP GSO
+Data Path               : fast path; GRO into the tunnel (TCP and UDP), UDP GSO and GRO
 Process                 : 4242, up 1 min 40 s`;
 
 test('show state: the netsh block for a client, from the only daemon in the namespace', async () => {

@@ -42,7 +42,8 @@ function batchOf(datagrams: { from: Ipv4Port; data: Uint8Array }[], localPort: n
     srcPorts[i] = d.from.port;
   });
   // dstAddrs 0: the socket's own bound address stands in (as for a kernel without IP_PKTINFO).
-  return { count: datagrams.length, arena, slotSize, lengths, srcAddrs, srcPorts, dstAddrs: new Uint32Array(datagrams.length), localPort, datagram: (i) => arena.subarray(i * slotSize, i * slotSize + lengths[i]!) };
+  const offsets = Uint32Array.from(datagrams, (_, i) => i * slotSize);
+  return { count: datagrams.length, arena, offsets, lengths, srcAddrs, srcPorts, dstAddrs: new Uint32Array(datagrams.length), localPort, datagram: (i) => arena.subarray(offsets[i]!, offsets[i]! + lengths[i]!) };
 }
 
 test('RS on the Teredo port go to the fast path, the rest and the probe socket to the driver; the tap counts both', () => {

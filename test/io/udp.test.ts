@@ -179,6 +179,10 @@ test('native: arguments are validated before any I/O', () => {
     assert.throws(() => n.udpRecvBatch(s.fd, new Uint8Array(128), 64.5, 1, u32(2), u32(2), u16(2), u32(2)), TypeError);
     assert.throws(() => n.udpRecvBatch(-1, new Uint8Array(128), 64, 1, u32(2), u32(2), u16(2), u32(2)), RangeError);
     assert.equal(n.udpRecvBatch(s.fd, new Uint8Array(128), 64, 2, u32(2), u32(2), u16(2), u32(2)), 0); // EAGAIN
+    // With offsets (GRO messages split), every array needs room for maxPackets * 128 datagrams.
+    assert.throws(() => n.udpRecvBatch(s.fd, new Uint8Array(128), 64, 2, u32(256), u32(256), u16(256), u32(256), null, u32(255)), RangeError);
+    assert.throws(() => n.udpRecvBatch(s.fd, new Uint8Array(128), 64, 2, u32(256), u32(256), u16(255), u32(256), null, u32(256)), RangeError);
+    assert.equal(n.udpRecvBatch(s.fd, new Uint8Array(128), 64, 2, u32(256), u32(256), u16(256), u32(256), null, u32(256)), 0);
     // Send: every offset+length must lie inside the arena; count must not exceed any array.
     const one = (v: number) => Uint32Array.of(v);
     assert.throws(() => n.udpSendBatch(s.fd, new Uint8Array(10), one(8), one(3), one(LO), Uint16Array.of(9), null, 1), RangeError);
@@ -308,9 +312,17 @@ test('worker threads: each has its own loop; terminating one with live or closin
   }
 });
 
-test('UDP GSO: runs of same-size datagrams to one destination go as one message and arrive as the same datagrams, in order', async () => {
-  const rx = UdpBatchSocket.bind('127.0.0.1', 0, { rcvbuf: 1 << 20 });
-  const rx2 = UdpBatchSocket.bind('127.0.0.1', 0, { rcvbuf: 1 << 20 });
+for (const gro of [false, true]) {
+  const what = gro ? 'UDP GSO to a socket with GRO: each GSO message arrives whole and is split back into' : 'UDP GSO: runs of same-size datagrams to one destination go as one message and arrive as';
+  test(`${what} the same datagrams, in order`, async () => {
+    await gsoRuns(gro);
+  });
+}
+
+async function gsoRuns(gro: boolean): Promise<void> {
+  const rx = UdpBatchSocket.bind('127.0.0.1', 0, { rcvbuf: 1 << 20, gro });
+  const rx2 = UdpBatchSocket.bind('127.0.0.1', 0, { rcvbuf: 1 << 20, gro });
+  assert.equal(rx.gro, gro, 'the kernel takes UDP_GRO');
   const tx = UdpBatchSocket.bind('127.0.0.1', 0, { gsoSegments: 64 });
   try {
     const a = collector(rx);
@@ -346,9 +358,37 @@ test('UDP GSO: runs of same-size datagrams to one destination go as one message 
     // bytes; the 1-byte pair: at least 4 GSO messages carrying at least 110 datagrams.
     assert.ok(tx.stats.txGsoMessages >= 4, `GSO messages: ${tx.stats.txGsoMessages}`);
     assert.ok(tx.stats.txGsoPackets >= 110, `datagrams in GSO messages: ${tx.stats.txGsoPackets}`);
+    const groMessages = rx.stats.rxGroMessages + rx2.stats.rxGroMessages;
+    const groPackets = rx.stats.rxGroPackets + rx2.stats.rxGroPackets;
+    if (gro) {
+      // Loopback hands the GSO messages on unsplit: a GRO socket reads each one as one message.
+      assert.equal(groMessages, tx.stats.txGsoMessages, 'GSO messages received whole');
+      assert.equal(groPackets, tx.stats.txGsoPackets, 'datagrams split back out of them');
+    } else assert.equal(groMessages + groPackets, 0, 'without GRO the kernel splits them');
+    assert.equal(rx.stats.rxPackets + rx2.stats.rxPackets, plan.length);
   } finally {
     rx.close();
     rx2.close();
+    tx.close();
+  }
+}
+
+test('UDP GRO: datagrams that did not come as one GSO message arrive alone; a zero-length one too', async () => {
+  const rx = UdpBatchSocket.bind('127.0.0.1', 0, { gro: true });
+  const tx = UdpBatchSocket.bind('127.0.0.1', 0);
+  try {
+    const c = collector(rx);
+    const sizes = [0, 100, 100, 100, 1, 3000, 0];
+    sizes.forEach((n, i) => {
+      assert.equal(tx.send({ addr: LO, port: rx.port }, new Uint8Array(n).fill(i + 1)), true);
+      tx.flush();
+    });
+    await c.until(() => c.got.length === sizes.length);
+    assert.deepEqual(c.got.map((g) => g.data.length), sizes);
+    c.got.forEach((g, i) => assert.ok(g.data.every((v) => v === i + 1), `datagram ${i}`));
+    assert.equal(rx.stats.rxGroMessages, 0);
+  } finally {
+    rx.close();
     tx.close();
   }
 });

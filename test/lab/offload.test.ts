@@ -172,7 +172,7 @@ test('offload: TCP and UDP through the relay deliver the same bytes with and wit
       // show state says how packets move.
       for (const [ns, role] of [[topo.relay.ns, 'relay'], [cliNs, 'client']] as const) {
         const st = await showJson<{ dataPath?: string }>(ns, 'state', role);
-        assert.equal(st.dataPath, mode === 'on' ? 'fast path; GRO into the tunnel (TCP and UDP), UDP GSO' : 'fast path; offloads off', `${role} data path`);
+        assert.equal(st.dataPath, mode === 'on' ? 'fast path; GRO into the tunnel (TCP and UDP), UDP GSO and GRO' : 'fast path; offloads off', `${role} data path`);
       }
       // The tunnels' transmit queues are the daemons' (2000, src/io/daemon.ts), not TUN's default 500.
       for (const ns of [topo.relay.ns, cliNs]) {
