@@ -71,19 +71,34 @@ export function fold16(sum: number): number {
 
 /** Pseudo-header sum (RFC 8200 §8.1) of the IPv6 packet at b[o] for upper-layer length `ulLen`, protocol `nh`. */
 export function pseudoHeaderSum(b: Uint8Array, o: number, ulLen: number, nh: number): number {
-  return sum16(b, o + 8, o + 40, 0) + (ulLen >>> 16) + (ulLen & 0xffff) + nh;
+  return addressSum(b, o) + (ulLen >>> 16) + (ulLen & 0xffff) + nh;
+}
+
+/** The pseudo-header's address part: the sum of the source and destination of the IPv6 packet at b[o]. */
+function addressSum(b: Uint8Array, o: number): number {
+  return sum16(b, o + 8, o + 40, 0);
+}
+
+/** Whether the upper layer of the IPv6 packet b[o, o+len) (no extension headers; protocol nh, its addresses summing
+ *  to addrSum) has a valid checksum. */
+function checksumValid(b: Uint8Array, o: number, len: number, addrSum: number, nh: number): boolean {
+  const ulLen = len - IPV6_HDR;
+  return fold16(sum16(b, o + IPV6_HDR, o + len, addrSum + (ulLen >>> 16) + (ulLen & 0xffff) + nh)) === 0xffff;
 }
 
 /** Whether the TCP segment of the IPv6 packet b[o, o+len) (no extension headers) has a valid checksum. */
 export function tcpChecksumValid(b: Uint8Array, o: number, len: number): boolean {
-  const tcpLen = len - IPV6_HDR;
-  return fold16(sum16(b, o + IPV6_HDR, o + len, pseudoHeaderSum(b, o, tcpLen, 6))) === 0xffff;
+  return checksumValid(b, o, len, addressSum(b, o), 6);
 }
 
 /** Whether the UDP datagram of the IPv6 packet b[o, o+len) (no extension headers) has a valid, non-zero checksum. */
 export function udpChecksumValid(b: Uint8Array, o: number, len: number): boolean {
+  return udpChecksumValidWith(b, o, len, addressSum(b, o));
+}
+
+function udpChecksumValidWith(b: Uint8Array, o: number, len: number, addrSum: number): boolean {
   if (b[o + IPV6_HDR + 6] === 0 && b[o + IPV6_HDR + 7] === 0) return false; // RFC 8200 §8.1: zero is not allowed
-  return fold16(sum16(b, o + IPV6_HDR, o + len, pseudoHeaderSum(b, o, len - IPV6_HDR, 17))) === 0xffff;
+  return checksumValid(b, o, len, addrSum, 17);
 }
 
 /**
@@ -144,6 +159,8 @@ export class GroQueue {
   /** The open entry is UDP datagrams (GSO_UDP_L4), else TCP segments. */
   private openUdp = false;
   private verified = false;
+  /** The open entry's pseudo-header address sum: every packet merged into it has the same addresses. */
+  private addrSum = 0;
   private doff = 0;
   private gsoSize = 0;
   private segments = 0;
@@ -193,6 +210,7 @@ export class GroQueue {
       this.open = true;
       this.openUdp = true;
       this.verified = false;
+      this.addrSum = addressSum(buf, o);
       this.gsoSize = len - IPV6_HDR - UDP_HDR;
       this.segments = 1;
       return true;
@@ -202,6 +220,7 @@ export class GroQueue {
     this.open = true;
     this.openUdp = false;
     this.verified = false;
+    this.addrSum = addressSum(buf, o);
     this.doff = doff;
     this.gsoSize = len - IPV6_HDR - doff;
     this.segments = 1;
@@ -230,13 +249,13 @@ export class GroQueue {
     if (!sameBytes(b, t + 8, pt + 8, 5, arena) || !sameBytes(b, t + 14, pt + 14, 2, arena)) return this.close();
     if (!sameBytes(b, t + 18, pt + 18, doff - 18, arena)) return this.close();
     if (!this.verified) {
-      if (!tcpChecksumValid(arena, p, superLen)) {
+      if (!checksumValid(arena, p, superLen, this.addrSum, 6)) {
         this.stats.badChecksum++;
         return this.close();
       }
       this.verified = true;
     }
-    if (!tcpChecksumValid(b, o, len)) {
+    if (!checksumValid(b, o, len, this.addrSum, 6)) {
       this.stats.badChecksum++;
       return this.close();
     }
@@ -261,7 +280,7 @@ export class GroQueue {
     this.segments++;
     this.stats.merged++;
     // The pseudo-header sum for the whole TCP length, uncomplemented: the kernel adds the TCP bytes.
-    const seed = fold16(pseudoHeaderSum(arena, p, plen, 6));
+    const seed = fold16(this.addrSum + plen + 6);
     arena[pt + 16] = seed >> 8;
     arena[pt + 17] = seed & 0xff;
     this.nextSeq = (this.nextSeq + payload) >>> 0;
@@ -288,13 +307,13 @@ export class GroQueue {
     if (!sameBytes(b, o, p, 4, arena) || b[o + 6] !== arena[p + 6] || b[o + 7] !== arena[p + 7]) return this.close();
     if (!sameBytes(b, o + 8, p + 8, 32 + 4, arena)) return this.close(); // addresses and ports
     if (!this.verified) {
-      if (!udpChecksumValid(arena, p, superLen)) {
+      if (!udpChecksumValidWith(arena, p, superLen, this.addrSum)) {
         this.stats.badChecksum++;
         return this.close();
       }
       this.verified = true;
     }
-    if (!udpChecksumValid(b, o, len)) {
+    if (!udpChecksumValidWith(b, o, len, this.addrSum)) {
       this.stats.badChecksum++;
       return this.close();
     }
@@ -321,7 +340,7 @@ export class GroQueue {
     this.segments++;
     this.stats.merged++;
     // The pseudo-header sum for the whole UDP length, uncomplemented (the kernel adds the UDP bytes).
-    const seed = fold16(pseudoHeaderSum(arena, p, plen, 17));
+    const seed = fold16(this.addrSum + plen + 17);
     arena[u + 6] = seed >> 8;
     arena[u + 7] = seed & 0xff;
     this.open = payload === this.gsoSize;
