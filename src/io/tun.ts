@@ -221,6 +221,10 @@ export class TunDevice {
 
   /** Writes the queued packets, one write() each, in one native call. Never throws for OS errors (counted). */
   flush(): void {
+    if (this.flushScheduled !== undefined) {
+      clearImmediate(this.flushScheduled);
+      this.flushScheduled = undefined;
+    }
     if (this.gro !== undefined) {
       this.flushGro(this.gro);
       return;

@@ -272,8 +272,21 @@ export class UdpBatchSocket {
     return this.queued;
   }
 
-  /** Sends what is queued now. Leftovers after EAGAIN go out when the socket is writable again. */
+  /** Whether queued datagrams wait for writability (the kernel said EAGAIN): flushing now would only fail again. */
+  get blockedOnWrite(): boolean {
+    return this.blocked;
+  }
+
+  /**
+   * Sends what is queued now (a flush already scheduled for the end of this loop turn is then dropped: the
+   * driver flushes at the end of each batch, which saves the wake-up its own turn would cost). Leftovers after
+   * EAGAIN go out when the socket is writable again.
+   */
   flush(): void {
+    if (this.flushScheduled !== undefined) {
+      clearImmediate(this.flushScheduled);
+      this.flushScheduled = undefined;
+    }
     const count = this.queued;
     if (count === 0 || this.closed) return;
     const consumed = this.native.udpSendBatch(this.fd, this.sendArena, this.txOffsets, this.txLengths, this.txDstAddrs,
