@@ -1,26 +1,22 @@
 /** The transit6 command: dispatches to subcommands; bad usage is one line on stderr and exit 2. */
 import { UsageError, ConfigError } from '../core/errors.js';
-import { addrCommand } from './addr.js';
-import { simCommand } from './sim.js';
-import { teredoCommand } from './teredo.js';
-import { labCommand } from './lab.js';
-import { isatapCommand } from './isatap.js';
-import { sixToFourCommand } from './sixtofour.js';
-import { traceCommand } from './trace.js';
-import { portproxyCommand } from './portproxy.js';
 import { EXIT_FAILURE, EXIT_USAGE, processIo, type CliIo } from './io.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
 
+/**
+ * Each command's module is loaded when it runs, not before: a daemon's start (and so its time to a Teredo address)
+ * does not pay for loading the simulator, the lab, the trace renderer and the other roles.
+ */
 const commands: Record<string, { run: Command; summary: string }> = {
-  addr: { run: addrCommand, summary: 'decode or encode Teredo, 6to4, ISATAP and other IPv6 addresses' },
-  sim: { run: simCommand, summary: 'run Teredo exchanges in the deterministic NAT simulator' },
-  lab: { run: labCommand, summary: 'bring the namespace labs (Teredo, ISATAP, 6to4, PortProxy) up or down, or show what runs in them' },
-  teredo: { run: teredoCommand, summary: 'run a Teredo client, relay or server daemon; show a running one' },
-  '6to4': { run: sixToFourCommand, summary: 'run a 6to4 host, router (with a LAN) or relay; show a running one' },
-  isatap: { run: isatapCommand, summary: 'run an ISATAP host or router (IPv6 in IPv4 protocol 41); show a running one' },
-  trace: { run: traceCommand, summary: 'ladder diagram of a pcap file or of a running daemon (--live)' },
-  portproxy: { run: portproxyCommand, summary: 'TCP proxy rules between IPv4 and IPv6 (netsh portproxy) and the proxy daemon' },
+  addr: { run: async (a, io) => (await import('./addr.js')).addrCommand(a, io), summary: 'decode or encode Teredo, 6to4, ISATAP and other IPv6 addresses' },
+  sim: { run: async (a, io) => (await import('./sim.js')).simCommand(a, io), summary: 'run Teredo exchanges in the deterministic NAT simulator' },
+  lab: { run: async (a, io) => (await import('./lab.js')).labCommand(a, io), summary: 'bring the namespace labs (Teredo, ISATAP, 6to4, PortProxy) up or down, or show what runs in them' },
+  teredo: { run: async (a, io) => (await import('./teredo.js')).teredoCommand(a, io), summary: 'run a Teredo client, relay or server daemon; show a running one' },
+  '6to4': { run: async (a, io) => (await import('./sixtofour.js')).sixToFourCommand(a, io), summary: 'run a 6to4 host, router (with a LAN) or relay; show a running one' },
+  isatap: { run: async (a, io) => (await import('./isatap.js')).isatapCommand(a, io), summary: 'run an ISATAP host or router (IPv6 in IPv4 protocol 41); show a running one' },
+  trace: { run: async (a, io) => (await import('./trace.js')).traceCommand(a, io), summary: 'ladder diagram of a pcap file or of a running daemon (--live)' },
+  portproxy: { run: async (a, io) => (await import('./portproxy.js')).portproxyCommand(a, io), summary: 'TCP proxy rules between IPv4 and IPv6 (netsh portproxy) and the proxy daemon' },
 };
 
 export function usage(): string {
