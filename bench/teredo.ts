@@ -11,7 +11,7 @@
  *   - address:  time from the client process's start to a 2001:0:… address on its `teredo` interface
  *               (`ip -6 addr` polled every 10 ms; includes Node or Miredo start-up, qualification and the hook);
  *   - RTT:      `ping -6 -c 20 -i 0.05` cli-prc → v6host, median and mean (after a warm-up ping that sets up the
- *               relay path);
+ *               relay path), then `ping -c 200 -i 0.02`: median and 90th percentile once the daemons are warm;
  *   - TCP:      `iperf3 -c 2001:db8:1::10 -t D -J -6` cli-prc → v6host (a fresh `iperf3 -s -1` in v6host each time);
  *   - UDP:      the same with `-u -l 64 -b <pps*512> -w 4M` at each rate: delivered packets/s and loss % (-w: both
  *               ends' socket buffers, --udp-window; with iperf3's default 208 KiB the receiving iperf3 itself
@@ -158,7 +158,8 @@ export interface RunResult {
   error?: string;
   teredoAddress?: string;
   addressMs?: number;
-  rtt?: { sent: number; received: number; medianMs: number; avgMs: number; samplesMs: number[] };
+  /** The first 20 pings after the warm-up (medianMs, avgMs, samplesMs), then 200 more 20 ms apart (steady*). */
+  rtt?: { sent: number; received: number; medianMs: number; avgMs: number; samplesMs: number[]; steadyMedianMs?: number; steadyP90Ms?: number; steadyReceived?: number };
   tcp?: TcpResult;
   udp: UdpResult[];
   udpSearch?: UdpSearch;
@@ -439,18 +440,33 @@ async function warmUp(lab: Lab, target: string, from: string = CLIENT): Promise<
   throw new Error(`${target} did not answer a ping from ${from} within 15 s`);
 }
 
+/** RTT: 20 pings 50 ms apart right after the warm-up (what a new connection sees), then 200 pings 20 ms apart. */
 async function measureRtt(lab: Lab, target: string, from: string = CLIENT): Promise<NonNullable<RunResult['rtt']>> {
-  const r = await lab.exec(from, 'ping', ['-6', '-n', '-c', '20', '-i', '0.05', '-W', '1', target], { allowFailure: true, timeoutMs: 30_000 });
-  const p = parsePing(r.stdout);
-  const samples = p.replies.map((x) => x.ms);
-  if (samples.length === 0) throw new Error(`ping ${target} from ${from}: no replies\n${r.stdout}${r.stderr}`);
-  return {
-    sent: p.sent,
-    received: p.received,
-    medianMs: median(samples),
-    avgMs: samples.reduce((a, b) => a + b, 0) / samples.length,
-    samplesMs: samples,
+  const ping = async (count: number, interval: string): Promise<{ sent: number; received: number; samples: number[] }> => {
+    const r = await lab.exec(from, 'ping', ['-6', '-n', '-c', String(count), '-i', interval, '-W', '1', target], { allowFailure: true, timeoutMs: 30_000 });
+    const p = parsePing(r.stdout);
+    const samples = p.replies.map((x) => x.ms);
+    if (samples.length === 0) throw new Error(`ping ${target} from ${from}: no replies\n${r.stdout}${r.stderr}`);
+    return { sent: p.sent, received: p.received, samples };
   };
+  const first = await ping(20, '0.05');
+  const steady = await ping(200, '0.02');
+  return {
+    sent: first.sent,
+    received: first.received,
+    medianMs: median(first.samples),
+    avgMs: first.samples.reduce((a, b) => a + b, 0) / first.samples.length,
+    samplesMs: first.samples,
+    steadyMedianMs: median(steady.samples),
+    steadyP90Ms: quantile(steady.samples, 0.9),
+    steadyReceived: steady.received,
+  };
+}
+
+/** The q-quantile (nearest rank) of xs. */
+function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
 }
 
 interface IperfSum {
@@ -731,7 +747,7 @@ async function benchOne(impl: Impl, run: number, o: BenchOptions, say: (m: strin
     await part('rtt', async () => {
       await warmUp(lab!, t.v6host.ipv6);
       result.rtt = await measureRtt(lab!, t.v6host.ipv6);
-      say(`  ${impl}: RTT median ${result.rtt.medianMs.toFixed(3)} ms (${result.rtt.received}/${result.rtt.sent})`);
+      say(`  ${impl}: RTT median ${result.rtt.medianMs.toFixed(3)} ms (${result.rtt.received}/${result.rtt.sent}), then ${result.rtt.steadyMedianMs?.toFixed(3)} ms (90 % under ${result.rtt.steadyP90Ms?.toFixed(3)})`);
     });
     await part('tcp', async () => {
       result.tcp = await measureTcp(lab!, v6hostPath(t), d, o.durationS);
@@ -803,8 +819,10 @@ export function metrics(rates: readonly number[], fill: readonly number[] = []):
   const per1k = (pct: number | undefined, pps: number | undefined): number | undefined => (pct === undefined || !pps ? undefined : pct / (pps / 1000));
   const list: Metric[] = [
     { name: 'time to qualified, address on the interface (ms)', better: 'lower', digits: 0, get: (r) => r.addressMs },
-    { name: 'RTT median (ms)', better: 'lower', digits: 3, get: (r) => r.rtt?.medianMs },
-    { name: 'RTT mean (ms)', better: 'lower', digits: 3, get: (r) => r.rtt?.avgMs },
+    { name: 'RTT median, first 20 pings (ms)', better: 'lower', digits: 3, get: (r) => r.rtt?.medianMs },
+    { name: 'RTT mean, first 20 pings (ms)', better: 'lower', digits: 3, get: (r) => r.rtt?.avgMs },
+    { name: 'RTT median, 200 pings after those (ms)', better: 'lower', digits: 3, get: (r) => r.rtt?.steadyMedianMs },
+    { name: 'RTT 90th percentile, the 200 pings (ms)', better: 'lower', digits: 3, get: (r) => r.rtt?.steadyP90Ms },
     { name: 'TCP throughput (Mbit/s)', better: 'higher', digits: 1, get: (r) => r.tcp?.mbps },
     { name: 'TCP retransmits', better: 'lower', digits: 0, get: (r) => r.tcp?.retransmits ?? undefined },
     { name: 'TCP relay CPU (% core)', better: 'lower', digits: 1, get: (r) => r.tcp?.relayPct },
@@ -822,7 +840,8 @@ export function metrics(rates: readonly number[], fill: readonly number[] = []):
     );
   }
   list.push(
-    { name: 'client<->client RTT median (ms)', better: 'lower', digits: 3, get: (r) => r.c2c?.rtt?.medianMs },
+    { name: 'client<->client RTT median, first 20 pings (ms)', better: 'lower', digits: 3, get: (r) => r.c2c?.rtt?.medianMs },
+    { name: 'client<->client RTT median, 200 pings after those (ms)', better: 'lower', digits: 3, get: (r) => r.c2c?.rtt?.steadyMedianMs },
     { name: 'client<->client TCP (Mbit/s)', better: 'higher', digits: 1, get: (r) => r.c2c?.tcp?.mbps },
     { name: 'server RS answered per second', better: 'higher', digits: 0, get: (r) => r.rs?.answeredPerS },
     { name: 'server CPU at saturation (% core)', better: 'lower', digits: 1, get: (r) => r.rs?.serverPct },
