@@ -3,7 +3,7 @@
  * ever touched, and only with the kinds of address and route a Teredo node needs (checked, so the privileged
  * helper that runs these for an unprivileged daemon cannot be talked into anything else).
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { formatIpv6 } from '../wire/ip.js';
 import type { IfaceAction } from './driver.js';
 
@@ -19,13 +19,67 @@ export interface IfaceCommand {
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-function run(args: string[]): Promise<void> {
+/** A name the helper may be bound to and ip's batch parser reads as one word. */
+export function validInterfaceName(name: string): boolean {
+  return IFNAME.test(name);
+}
+
+/** One `ip` command line for batch mode (family -6 is given to ip itself), and whether its failure is harmless. */
+interface IpLine {
+  line: string;
+  mayFail?: boolean;
+}
+
+/**
+ * Runs the lines with one `ip -6 -force -batch -` (one process, not one per line: a client's address change is six
+ * commands, and each spawn cost as much as qualifying). -force goes on after a failed line; ip names each failure
+ * as "Command failed -:N", so a failure of a line that may fail is ignored and any other rejects with ip's words.
+ */
+export function runIpBatch(lines: readonly IpLine[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('ip', args, { timeout: 10_000 }, (err, _out, stderr) => {
-      if (err) reject(new Error(`ip ${args.join(' ')}: ${stderr.trim() || err.message}`));
-      else resolve();
+    const child = spawn('ip', ['-6', '-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`ip: ${e.message}`));
     });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve();
+      const failed = [...stderr.matchAll(/Command failed -:(\d+)/g)].map((m) => Number(m[1]));
+      const real = failed.filter((n) => lines[n - 1]?.mayFail !== true);
+      if (code === 1 && failed.length > 0 && real.length === 0) return resolve();
+      const what = real.length > 0 ? real.map((n) => `ip -6 ${lines[n - 1]?.line ?? `line ${n}`}`).join('; ') : `ip -6 -batch (${signal ?? `exit ${String(code)}`})`;
+      const why = stderr.replace(/Command failed -:\d+\n?/g, '').trim();
+      reject(new Error(`${what}: ${why || 'failed'}`));
+    });
+    child.stdin!.on('error', () => undefined); // ip gone early: its exit status says why
+    child.stdin!.end(lines.map((l) => `${l.line}\n`).join(''));
   });
+}
+
+/** The ip lines that carry out a command (see applyIfaceCommand). */
+export function ifaceLines(c: IfaceCommand): IpLine[] {
+  const dev = c.iface;
+  const lines: IpLine[] = [];
+  const mtu = c.mtu ? ` mtu ${c.mtu}` : '';
+  const route = (r: NonNullable<IfaceCommand['routes']>[number]): IpLine => ({ line: `route replace ${r.prefix}/${r.prefixLength} dev ${dev}${r.metric !== undefined ? ` metric ${r.metric}` : ''}` });
+  if (c.op === 'link') {
+    lines.push({ line: `link set dev ${dev} up${mtu}${c.txQueueLen !== undefined ? ` txqueuelen ${c.txQueueLen}` : ''}` });
+    for (const a of c.addresses ?? []) lines.push({ line: `addr replace ${a.address}/${a.prefixLength} dev ${dev}` });
+    for (const r of c.routes ?? []) lines.push(route(r));
+    return lines;
+  }
+  // Whatever was there goes first: an address change must not leave the old address behind.
+  lines.push({ line: `route flush dev ${dev} proto boot`, mayFail: true }, { line: `addr flush dev ${dev} scope global`, mayFail: true });
+  if (c.op === 'down') return lines;
+  lines.push({ line: `link set dev ${dev} up${mtu}` });
+  for (const a of c.addresses ?? []) lines.push({ line: `addr replace ${a.address}/${a.prefixLength} dev ${dev} nodad` });
+  for (const r of c.routes ?? []) lines.push(route(r));
+  return lines;
 }
 
 /** The action as plain data (for the helper's pipe). */
@@ -58,21 +112,9 @@ export function validateIfaceCommand(c: IfaceCommand, allowedIface: string): str
   return undefined;
 }
 
-/** Applies one command with `ip` (as root). */
-export async function applyIfaceCommand(c: IfaceCommand): Promise<void> {
-  const dev = c.iface;
-  if (c.op === 'link') {
-    const q = c.txQueueLen !== undefined ? ['txqueuelen', String(c.txQueueLen)] : [];
-    await run(['link', 'set', 'dev', dev, 'up', ...(c.mtu ? ['mtu', String(c.mtu)] : []), ...q]);
-    for (const a of c.addresses ?? []) await run(['-6', 'addr', 'replace', `${a.address}/${a.prefixLength}`, 'dev', dev]);
-    for (const r of c.routes ?? []) await run(['-6', 'route', 'replace', `${r.prefix}/${r.prefixLength}`, 'dev', dev, ...(r.metric !== undefined ? ['metric', String(r.metric)] : [])]);
-    return;
-  }
-  // Whatever was there goes first: an address change must not leave the old address behind.
-  await run(['-6', 'route', 'flush', 'dev', dev, 'proto', 'boot']).catch(() => undefined);
-  await run(['-6', 'addr', 'flush', 'dev', dev, 'scope', 'global']).catch(() => undefined);
-  if (c.op === 'down') return;
-  await run(['link', 'set', 'dev', dev, 'up', ...(c.mtu ? ['mtu', String(c.mtu)] : [])]);
-  for (const a of c.addresses ?? []) await run(['-6', 'addr', 'replace', `${a.address}/${a.prefixLength}`, 'dev', dev, 'nodad']);
-  for (const r of c.routes ?? []) await run(['-6', 'route', 'replace', `${r.prefix}/${r.prefixLength}`, 'dev', dev, ...(r.metric !== undefined ? ['metric', String(r.metric)] : [])]);
+/** Applies one command with `ip` (as root), in one batch. */
+export function applyIfaceCommand(c: IfaceCommand): Promise<void> {
+  // A name is one word to ip's batch parser (the kernel refuses whitespace in names; this keeps it so here too).
+  if (!IFNAME.test(c.iface)) return Promise.reject(new Error(`interface name ${JSON.stringify(c.iface)} is not one ip can be given`));
+  return runIpBatch(ifaceLines(c));
 }
