@@ -32,6 +32,11 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.out(usage());
     return name === undefined ? EXIT_USAGE : 0;
   }
+  // A client daemon that will drop root keeps a privileged helper, a second Node process: started before the
+  // daemon's modules load, so that its start-up is not on the way to the Teredo address (io/privclient.ts).
+  if (name === 'teredo' && rest[0] === 'client' && process.getuid?.() === 0 && (rest.includes('-f') || rest.includes('--foreground'))) {
+    (await import('../io/privclient.js')).PrivilegedHelper.prestart();
+  }
   const cmd = commands[name];
   if (!cmd) {
     io.err(`transit6: unknown command '${name}' (try 'transit6 --help')`);

@@ -4,7 +4,7 @@
  * unprivileged user, keeping a small privileged helper for interface changes, as Miredo's privproc does.
  */
 import { createSocket } from 'node:dgram';
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import type { Rng } from '../core/rng.js';
@@ -196,7 +196,14 @@ export async function startDaemon(
   };
   const rng = new CryptoRng();
   const cleanups: (() => void | Promise<void>)[] = [];
+  // Miredo runs unprivileged once set up; so do we, as nobody unless told otherwise (User root keeps root).
+  const user = config.user ?? (process.getuid?.() === 0 ? 'nobody' : undefined);
+  const dropTo = user && user !== 'root' && process.getuid?.() === 0 ? user : undefined;
+  // A client keeps a root helper for interface changes (relays and servers never change theirs). It starts first,
+  // so that its own start-up is over by the time qualification asks for the Teredo address.
   let helper: PrivilegedHelper | undefined;
+  if (config.role === 'client' && dropTo !== undefined) helper = PrivilegedHelper.take();
+  else await PrivilegedHelper.discard();
   let ifaceName: string | undefined;
   let fail: (reason: string) => void = () => undefined;
   const failed = new Promise<string>((resolve) => (fail = resolve));
@@ -255,14 +262,19 @@ export async function startDaemon(
         }
       });
     }
-    // Miredo runs unprivileged once set up; so do we, as nobody unless told otherwise (User root keeps root).
-    const user = config.user ?? (process.getuid?.() === 0 ? 'nobody' : undefined);
-    if (user && user !== 'root' && process.getuid?.() === 0) {
-      // Keep a root helper for interface changes (client only: relays and servers never change theirs), then
-      // let go of root.
-      if (config.role === 'client' && ifaceName) helper = new PrivilegedHelper(ifaceName);
-      dropPrivileges(user);
-      log.info(`running as ${user}`, { user });
+    if (dropTo !== undefined) {
+      // The helper's first line names our interface, written while we are still root: whatever this process does
+      // once unprivileged, the helper touches that interface only. Its answer is not awaited (its start-up may
+      // still be under way); a refusal fails the interface changes that follow, which are logged.
+      if (helper) {
+        if (ifaceName) helper.bind(ifaceName).catch((e: Error) => log.warn(`privileged helper: ${e.message}`));
+        else {
+          await helper.close();
+          helper = undefined;
+        }
+      }
+      dropPrivileges(dropTo);
+      log.info(`running as ${dropTo}`, { user: dropTo });
     }
     driver.start();
     log.info(`started ${role}`, { interface: ifaceName ?? null, control: config.controlSocket });
@@ -293,10 +305,22 @@ export async function startDaemon(
   }
 }
 
-function dropPrivileges(user: string): void {
+/** The user's uid and primary gid from /etc/passwd, else from `id` (users known only through NSS). */
+function userIds(user: string): { uid: number; gid: number } {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === user && f.length >= 4 && /^\d+$/.test(f[2]!) && /^\d+$/.test(f[3]!)) return { uid: Number(f[2]), gid: Number(f[3]) };
+    }
+  } catch {
+    // No readable /etc/passwd: ask id.
+  }
   const id = (flag: '-u' | '-g'): number => Number(execFileSync('id', [flag, user], { encoding: 'utf8' }).trim());
-  const uid = id('-u');
-  const gid = id('-g');
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+function dropPrivileges(user: string): void {
+  const { uid, gid } = userIds(user);
   process.setgroups?.([gid]);
   process.setgid!(gid);
   process.setuid!(uid);
