@@ -9,7 +9,6 @@
  * Miredo's maintenance thread does.
  */
 import { readFileSync } from 'node:fs';
-import { lookup as dnsLookup } from 'node:dns/promises';
 import { resolve as resolvePath } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import type { TeredoClientConfig } from '../teredo/client.js';
@@ -372,7 +371,8 @@ function serverConfig(s: Settings, common: DaemonCommon): ServerDaemonConfig {
 
 export type Lookup4 = (name: string) => Promise<string>;
 
-const systemLookup: Lookup4 = async (name) => (await dnsLookup(name, { family: 4 })).address;
+// The resolver is loaded when a name needs it (addresses in the configuration need none).
+const systemLookup: Lookup4 = async (name) => (await (await import('node:dns/promises')).lookup(name, { family: 4 })).address;
 
 /**
  * A setting's IPv4 address, looked up with getaddrinfo (as Miredo does) when it is a name. `global` checks the

@@ -25,7 +25,7 @@
  * portproxy_connections_active, portproxy_bytes_total{direction}, portproxy_buffered_bytes,
  * portproxy_errors_total{reason} and portproxy_idle_timeouts_total.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { StateJson, StatsJson } from './control.js';
 import type { Logger } from './log.js';
 import type { ListenerStats } from './portproxy/proxy.js';
@@ -300,7 +300,9 @@ export class MetricsServer {
 
   constructor(private readonly render: () => string) {}
 
-  listen(host: string, port: number): Promise<{ address: string; port: number }> {
+  async listen(host: string, port: number): Promise<{ address: string; port: number }> {
+    // Loaded here: a daemon without --metrics does not load the HTTP stack at start.
+    const { createServer } = await import('node:http');
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') {
