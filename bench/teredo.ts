@@ -1008,7 +1008,9 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   for (const f of failed) process.stdout.write(`\nFAILED ${f.impl} run ${f.run}: ${[...f.errors, ...(f.error ? [f.error] : [])].map((e) => e.split('\n')[0]).join('; ')}\n`);
   if (leftovers.length > 0) process.stdout.write(`\nLEFT OVER namespaces: ${leftovers.join(' ')}\n`);
   process.stdout.write(`\nraw numbers: ${o.jsonPath}\n`);
-  return failed.length > 0 || leftovers.length > 0 ? 1 : 0;
+  // What Miredo fails at (its clients behind two port-restricted NATs often never reach each other) is a result of
+  // the comparison, shown above; the command fails for our own failures and for anything left behind.
+  return failed.some((r) => r.impl !== 'miredo') || leftovers.length > 0 ? 1 : 0;
 }
 
 const invokedDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);

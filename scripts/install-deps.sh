@@ -18,8 +18,9 @@
 #               no service of its own, only ever started by the benchmark on loopback
 #   iperf3      the benchmarks (npm run bench, npm run bench:portproxy): TCP and 64-byte UDP, run as `iperf3 -s -1`
 #   tcpdump     the Teredo daemons' lab test captures what crosses the lab's "Internet" (-Q in) and reads it back
+#   libxml2-utils  xmllint, an independent XML parser for the SVG ladder diagrams (test/trace)
 set -euo pipefail
-packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat 6tunnel iperf3 tcpdump)
+packages=(tshark iproute2 iptables conntrack procps iputils-ping miredo miredo-server radvd socat 6tunnel iperf3 tcpdump libxml2-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
