@@ -2,11 +2,13 @@
  * Where 64-byte UDP packets are lost on the benchmark's path (cli-prc -> NAT -> relay -> v6host) with transit6's
  * daemons: runs `iperf3 -u -l 64` at each rate and prints, per probe, iperf3's loss next to the kernel's drop
  * counters on every hop (the client's tunnel queue, UDP receive-buffer errors in the relay and in v6host, the
- * relay's tunnel) and the daemons' own counters. A diagnostic for bench/PROFILE.md, not a benchmark.
+ * relay's tunnel), the daemons' own counters, and how long each daemon ran and waited runnable for a core
+ * (/proc/PID/schedstat, ms). A diagnostic for bench/PROFILE.md, not a benchmark.
  *
  *   sudo node dist/bench/where-loss.js [--rates 80000,100000,120000] [--duration 4] [--offload yes|no] [--txqueuelen N]
  *                                      [--udp-window SIZE|default]   (iperf3 -w, 4M as in bench/teredo.ts)
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { installCleanupHandlers } from '../src/lab/netns.js';
 import { startTeredoLab, showJson, waitForClients, LAB_TEREDO_IFACE } from '../src/lab/teredo-lab.js';
@@ -38,7 +40,13 @@ try {
     return { rxDropped: j[0]!.stats64.rx.dropped!, txDropped: j[0]!.stats64.tx.dropped!, txPackets: j[0]!.stats64.tx.packets!, rxPackets: j[0]!.stats64.rx.packets! };
   };
   const pick = (k: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(k).filter(([n]) => /RcvbufErrors|SndbufErrors|InErrors|NoPorts|MemErrors/.test(n) && /^Udp/.test(n)));
+  // Nanoseconds on a CPU and waiting on a run queue (the first two fields of /proc/PID/schedstat), in ms.
+  const sched = (pid: number | undefined): Record<string, number> => {
+    const [run, wait] = readFileSync(`/proc/${pid ?? 0}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    return { runMs: Math.round(run! / 1e6), waitMs: Math.round(wait! / 1e6) };
+  };
   const snap = async (): Promise<Record<string, unknown>> => ({
+    clientSched: sched(l.daemons.clients['cli-prc']?.pid), relaySched: sched(l.daemons.relay?.pid),
     cliTun: await link(cli.ns, LAB_TEREDO_IFACE), relayTun: await link(t.relay.ns, LAB_TEREDO_IFACE),
     cli: pick(await snmp(cli.ns)), relay: pick(await snmp(t.relay.ns)), v6host: pick(await snmp(t.v6host.ns)),
     relayIo: (await showJson<{ io: Record<string, number> }>(t.relay.ns, 'stats', 'relay')).io,
