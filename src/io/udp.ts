@@ -204,34 +204,16 @@ export class UdpBatchSocket {
 
   /** send() without an endpoint object or a subarray: data[offset, offset+length). */
   sendTo(addr: Ipv4, port: number, data: Uint8Array, offset: number, length: number, src: Ipv4 = 0): boolean {
-    if (this.closed) return this.drop('closed');
-    if (length > MAX_UDP_PAYLOAD) {
-      this.stats.txErrors++;
-      this.errors.inc('tx:EMSGSIZE');
-      return false;
-    }
-    if (this.queued === this.txOffsets.length || this.queuedBytes + length > this.sendArena.length) {
-      if (!this.blocked) this.flush();
-      if (this.queued === this.txOffsets.length || this.queuedBytes + length > this.sendArena.length) {
-        return this.drop('queue-full');
-      }
-    }
-    const i = this.queued++;
-    this.sendArena.set(data.subarray(offset, offset + length), this.queuedBytes);
-    this.txOffsets[i] = this.queuedBytes;
-    this.txLengths[i] = length;
-    this.txDstAddrs[i] = addr;
-    this.txDstPorts[i] = port;
-    this.txSrcAddrs[i] = src;
-    this.queuedBytes += length;
-    if (this.flushScheduled === undefined && !this.blocked) this.flushScheduled = setImmediate(this.flushFromImmediate);
+    const at = this.reserve(addr, port, length, src);
+    if (at < 0) return false;
+    this.sendArena.set(data.subarray(offset, offset + length), at);
     return true;
   }
 
   /**
-   * sendTo() for a caller that writes the datagram in place (the Teredo server's fast path): queues room for
-   * `length` bytes to addr:port from `src` and returns their offset in `sendBuffer`, or -1 if the datagram was
-   * dropped (counted as sendTo() counts it). Write the bytes at once, before the next call on this socket.
+   * Queues room for a datagram of `length` bytes to addr:port from `src` and returns its offset in `sendBuffer`,
+   * or -1 if it was dropped (counted: socket closed, too big for UDP, queue full). sendTo() copies into it; the
+   * Teredo server's fast path writes its answer there itself, at once, before the next call on this socket.
    */
   reserve(addr: Ipv4, port: number, length: number, src: Ipv4 = 0): number {
     if (this.closed) {
