@@ -115,6 +115,6 @@ export function validateIfaceCommand(c: IfaceCommand, allowedIface: string): str
 /** Applies one command with `ip` (as root), in one batch. */
 export function applyIfaceCommand(c: IfaceCommand): Promise<void> {
   // A name is one word to ip's batch parser (the kernel refuses whitespace in names; this keeps it so here too).
-  if (!IFNAME.test(c.iface)) return Promise.reject(new Error(`interface name ${JSON.stringify(c.iface)} is not one ip can be given`));
+  if (!validInterfaceName(c.iface)) return Promise.reject(new Error(`interface name ${JSON.stringify(c.iface)} is not one ip can be given`));
   return runIpBatch(ifaceLines(c));
 }

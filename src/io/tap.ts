@@ -58,9 +58,7 @@ export class TapHub implements PacketTap {
     const origin = performance.timeOrigin;
     this.now = opts.now ?? (() => origin + performance.now());
     this.tap = (dir, data, src, dst) => {
-      const i = DIR_INDEX[dir];
-      this.packets[i]!++;
-      this.bytes[i]! += data.length;
+      this.count(dir, data.length);
       if (this.sinks.size === 0 && this.backlog === undefined) return;
       const p: TapPacket = { at: this.now(), dir, data };
       if (src) p.src = src;
